@@ -1,0 +1,33 @@
+"""Every error BigBrotr raises on purpose, in one place.
+
+Each message is written for the person at the terminal: what went wrong and what to do next.
+The CLI catches `BigBrotrError` and prints its message as one line instead of a traceback.
+"""
+
+
+class BigBrotrError(Exception):
+    """Base of all expected failures; anything else is a bug."""
+
+
+class ConfigError(BigBrotrError):
+    """The settings file, environment or a secret file is invalid."""
+
+
+class StackError(BigBrotrError):
+    """The local development stack (Kafka, PostgreSQL) could not be started, stopped or reached."""
+
+
+class CodecError(BigBrotrError):
+    """A message could not be encoded to or decoded from Avro."""
+
+
+class SchemaError(BigBrotrError):
+    """An Avro schema file is missing or invalid."""
+
+
+class MigrationError(BigBrotrError):
+    """A database migration failed or the applied history does not match the files."""
+
+
+class TopicError(BigBrotrError):
+    """Kafka topics could not be created or described."""

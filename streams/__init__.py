@@ -1,0 +1,1 @@
+"""Faust agents that validate, dedupe and aggregate the raw event stream."""
