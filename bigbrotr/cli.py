@@ -1,0 +1,155 @@
+"""The `bigbrotr` command: the one place that wires config, stack, topics and components."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bigbrotr.config import Settings, config_path, load_settings, masked
+from bigbrotr.errors import BigBrotrError
+
+app = typer.Typer(
+    help="BigBrotr: archive the Nostr network through Kafka into PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+dev_app = typer.Typer(
+    help="The local Kafka + PostgreSQL stack (no Docker needed).", no_args_is_help=True
+)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+topics_app = typer.Typer(help="Manage the Kafka topics of the contract.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+app.add_typer(config_app, name="config")
+app.add_typer(topics_app, name="topics")
+
+console = Console()
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="YAML settings file (default: $BIGBROTR_CONFIG or ./bigbrotr.yaml)."
+    ),
+]
+
+
+@app.callback()
+def _root(ctx: typer.Context, config: ConfigOption = None) -> None:
+    ctx.obj = config
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        root.obj = load_settings(root.obj)
+    return root.obj
+
+
+@dev_app.command("up")
+def dev_up(ctx: typer.Context) -> None:
+    """Start Kafka (KRaft) and PostgreSQL on 127.0.0.1; harmless when they already run."""
+    from bigbrotr.devstack import DevStack
+
+    settings = _settings(ctx)
+    with console.status("starting the local stack (first run fetches Kafka from Maven Central)..."):
+        components = DevStack(settings.dev).up()
+    for component in components:
+        verb = "started" if component.started_now else "already running"
+        console.print(f"[green]{component.name}[/] {verb}: [bold]{component.address}[/]")
+    console.print(f"bootstrap servers: {components[0].address}")
+    console.print(f"database URL:      {components[1].address}")
+
+
+@dev_app.command("down")
+def dev_down(ctx: typer.Context) -> None:
+    """Stop what `dev up` started; data stays under the state folder."""
+    from bigbrotr.devstack import DevStack
+
+    stopped = DevStack(_settings(ctx).dev).down()
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@dev_app.command("status")
+def dev_status(ctx: typer.Context) -> None:
+    """Say which parts of the local stack run, where, and where their logs are."""
+    from bigbrotr.devstack import DevStack
+
+    table = Table("component", "state", "address", "log")
+    for component in DevStack(_settings(ctx).dev).status():
+        state = "[green]running[/]" if component.running else "[red]stopped[/]"
+        table.add_row(component.name, state, component.address, str(component.log))
+    console.print(table)
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False,
+) -> None:
+    """Print the effective settings (file, environment and defaults merged) with secrets masked."""
+    import yaml
+
+    settings = _settings(ctx)
+    data = masked(settings)
+    source = config_path(ctx.find_root().params.get("config"))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(f"# settings file: {source or 'none (defaults and environment only)'}")
+    typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+@topics_app.command("create")
+def topics_create(ctx: typer.Context) -> None:
+    """Create every topic with its partitions and cleanup policy; report what existed."""
+    from bigbrotr.topics import create_topics
+
+    table = Table("topic", "outcome", "partitions", "cleanup", "note")
+    for report in create_topics(_settings(ctx).kafka):
+        colour = {"created": "green", "exists": "blue"}.get(report.outcome, "yellow")
+        table.add_row(
+            report.name,
+            f"[{colour}]{report.outcome}[/]",
+            str(report.partitions),
+            report.cleanup_policy,
+            report.detail,
+        )
+    console.print(table)
+
+
+@app.command("migrate")
+def migrate_command(
+    ctx: typer.Context,
+    status: Annotated[
+        bool, typer.Option("--status", help="Show applied and pending migrations.")
+    ] = False,
+) -> None:
+    """Apply pending SQL migrations in order, each in its own transaction."""
+    from bigbrotr.migrate import migrate, migration_status
+
+    dsn = _settings(ctx).database.dsn()
+    if status:
+        table = Table("version", "name", "state", "applied at")
+        for item in asyncio.run(migration_status(dsn)):
+            table.add_row(str(item.version), item.name, item.state, str(item.applied_at or ""))
+        console.print(table)
+        return
+    applied = asyncio.run(migrate(dsn))
+    for item in applied:
+        console.print(f"[green]applied[/] {item.version:04d} {item.name}")
+    console.print(f"{len(applied)} migration(s) applied; database is up to date")
+
+
+def main() -> None:
+    """Entry point: expected failures print one line and a next step, not a traceback."""
+    try:
+        app()
+    except BigBrotrError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,274 @@
+"""The one typed settings object of BigBrotr.
+
+Sources, strongest first: environment variables `BIGBROTR_<SECTION>__<KEY>`, secret files named by
+`BIGBROTR_<SECTION>__<KEY>_FILE`, the YAML file, then the defaults below. Nothing else in the code
+base reads the environment: every process gets a `Settings` from `load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from bigbrotr.errors import ConfigError
+
+ENV_PREFIX = "BIGBROTR_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_PATH_ENV = "BIGBROTR_CONFIG"
+DEFAULT_CONFIG_FILE = Path("bigbrotr.yaml")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TopicSettings(_Section):
+    """How one topic is created; partitions decide how many processes can share its work."""
+
+    partitions: int = Field(default=6, ge=1, le=1000)
+    cleanup_policy: CleanupPolicy = "delete"
+    retention_ms: int = Field(default=-1, ge=-1, description="-1 keeps records forever")
+
+
+def _default_topics() -> dict[str, TopicSettings]:
+    week_ms = 7 * 24 * 3600 * 1000
+    return {
+        "relays": TopicSettings(cleanup_policy="compact"),
+        "events.raw": TopicSettings(retention_ms=4 * week_ms),
+        "events": TopicSettings(cleanup_policy="compact"),
+        "sightings": TopicSettings(),
+        "rejects": TopicSettings(),
+        "probes": TopicSettings(),
+        "sync-cursors": TopicSettings(cleanup_policy="compact"),
+    }
+
+
+class KafkaSettings(_Section):
+    """Where the log lives and how its topics are named and shaped."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    topic_prefix: str = Field(default="bigbrotr.", pattern=r"^[A-Za-z0-9._-]*$")
+    replication_factor: int = Field(default=1, ge=1)
+    schema_registry_url: str | None = None
+    topics: dict[str, TopicSettings] = Field(default_factory=_default_topics)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
+        return value
+
+    @field_validator("topics")
+    @classmethod
+    def _require_contract_topics(cls, value: dict[str, TopicSettings]) -> dict[str, TopicSettings]:
+        missing = sorted(set(_default_topics()) - set(value))
+        if missing:
+            raise ValueError(f"missing topics of the contract: {', '.join(missing)}")
+        return value
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a contract name such as `events.raw`."""
+        if name not in self.topics:
+            raise ConfigError(f"unknown topic {name!r}; known: {', '.join(sorted(self.topics))}")
+        return f"{self.topic_prefix}{name}"
+
+
+class DatabaseSettings(_Section):
+    """PostgreSQL connection; the password is kept apart from the URL so it can come from a file."""
+
+    url: str = "postgresql://bigbrotr@127.0.0.1:55432/bigbrotr"
+    password: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"must start with postgresql://, got scheme {parts.scheme!r}")
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("must name a host and a database, e.g. postgresql://user@host:5432/db")
+        return value
+
+    def dsn(self) -> str:
+        """The URL with the password filled in, for drivers; never print it."""
+        if self.password is None:
+            return self.url
+        parts = urlsplit(self.url)
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{user}:{self.password.get_secret_value()}@{host}{port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+class DevStackSettings(_Section):
+    """The local Kafka + PostgreSQL that `bigbrotr dev up` runs without Docker."""
+
+    state_dir: Path = PROJECT_ROOT / ".state"
+    kafka_version: str = Field(default="3.9.1", pattern=r"^\d+\.\d+\.\d+$")
+    kafka_port: int = Field(default=19092, ge=1024, le=65535)
+    kafka_controller_port: int = Field(default=19093, ge=1024, le=65535)
+    kafka_heap: str = Field(default="768m", pattern=r"^\d+[mg]$")
+    postgres_port: int = Field(default=55432, ge=1024, le=65535)
+    postgres_bin_dir: Path | None = None
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything a BigBrotr process may be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    dev: DevStackSettings = Field(default_factory=DevStackSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (_EnvSource(settings_cls), _SecretFileSource(settings_cls), init_settings)
+
+
+class _EnvSource(EnvSettingsSource):
+    """Plain environment values; `*_FILE` names are pointers for `_SecretFileSource`, not values."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            name: value
+            for name, value in super()._load_env_vars().items()
+            if not name.endswith("_file") and name != CONFIG_PATH_ENV.lower()
+        }
+
+
+class _SecretFileSource(PydanticBaseSettingsSource):
+    """Reads `BIGBROTR_X__Y_FILE=/path` as the value of `x.y`, the Docker-secrets convention."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ below builds the whole mapping at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, path in os.environ.items():
+            upper = name.upper()
+            if not (upper.startswith(ENV_PREFIX) and upper.endswith("_FILE")):
+                continue
+            if upper == f"{CONFIG_PATH_ENV}_FILE":
+                continue
+            keys = upper[len(ENV_PREFIX) : -len("_FILE")].lower().split(ENV_NESTED_DELIMITER)
+            try:
+                secret = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{name}={path}: cannot read the secret file ({exc.strerror}); "
+                    "fix the path or unset the variable"
+                ) from exc
+            target = values
+            for key in keys[:-1]:
+                target = target.setdefault(key, {})
+            target[keys[-1]] = secret
+        return values
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        env = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p).upper() for p in item["loc"])
+        lines.append(f"config key {key} (env {env}): {item['msg']}")
+    return "; ".join(lines)
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """The YAML file in force: `--config`, else $BIGBROTR_CONFIG, else ./bigbrotr.yaml if any."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_PATH_ENV)
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Build and validate the settings; raise ConfigError naming each bad key."""
+    source = config_path(path)
+    file_values = _read_yaml(source) if source is not None else {}
+    merged = _deep_merge(file_values, overrides)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        origin = f" (file {source})" if source else ""
+        raise ConfigError(_describe(exc) + origin) from exc
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with every secret replaced, safe to print or log."""
+    data = settings.model_dump(mode="json")
+    data["database"]["url"] = _mask_url(settings.database.url)
+    if settings.database.password is not None:
+        data["database"]["password"] = "********"
+    if settings.kafka.schema_registry_url:
+        data["kafka"]["schema_registry_url"] = _mask_url(settings.kafka.schema_registry_url)
+    return data
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:********@{host}{port}"))

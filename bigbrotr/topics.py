@@ -1,0 +1,94 @@
+"""Creates the topics of the contract (DESIGN.md §2) with partitions and policies from config."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from bigbrotr.config import KafkaSettings
+from bigbrotr.errors import TopicError
+
+Outcome = Literal["created", "exists", "exists-differs"]
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    name: str
+    outcome: Outcome
+    partitions: int
+    cleanup_policy: str
+    detail: str = ""
+
+
+def new_admin(bootstrap_servers: str) -> AdminClient:
+    """librdkafka logs every failed connect to stderr; route it to Python logging instead."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "logger": logging.getLogger("bigbrotr.kafka"),
+    }
+    return AdminClient(config)
+
+
+def admin_client(settings: KafkaSettings, timeout_s: float = 10.0) -> AdminClient:
+    """An AdminClient that has proven it can reach the broker."""
+    admin = new_admin(settings.bootstrap_servers)
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise TopicError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0]}); "
+            "is it running? try `bigbrotr dev up` or check kafka.bootstrap_servers"
+        ) from exc
+    return admin
+
+
+def create_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> list[TopicReport]:
+    """Create every contract topic that is missing; report existing ones and how they differ."""
+    admin = admin_client(settings)
+    existing = admin.list_topics(timeout=timeout_s).topics
+    wanted = {settings.topic(name): spec for name, spec in settings.topics.items()}
+    reports: list[TopicReport] = []
+    new_topics = []
+    for name, spec in sorted(wanted.items()):
+        if name in existing:
+            have = len(existing[name].partitions)
+            differs = have != spec.partitions
+            reports.append(
+                TopicReport(
+                    name,
+                    "exists-differs" if differs else "exists",
+                    have,
+                    spec.cleanup_policy,
+                    f"has {have} partitions, config says {spec.partitions}" if differs else "",
+                )
+            )
+            continue
+        new_topics.append(
+            NewTopic(
+                name,
+                num_partitions=spec.partitions,
+                replication_factor=settings.replication_factor,
+                config={
+                    "cleanup.policy": spec.cleanup_policy,
+                    "retention.ms": str(spec.retention_ms),
+                },
+            )
+        )
+    futures = admin.create_topics(new_topics, operation_timeout=timeout_s) if new_topics else {}
+    for name, future in futures.items():
+        spec = wanted[name]
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                reports.append(TopicReport(name, "exists", spec.partitions, spec.cleanup_policy))
+                continue
+            raise TopicError(f"creating topic {name} failed: {error}") from exc
+        reports.append(TopicReport(name, "created", spec.partitions, spec.cleanup_policy))
+    return sorted(reports, key=lambda report: report.name)

@@ -1,0 +1,131 @@
+"""Session fixtures that hand every test a real Kafka broker and a real PostgreSQL server.
+
+Where the services come from, first match wins:
+1. `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` from the environment (CI or your own servers);
+2. the local stack of `bigbrotr dev up` (reused if it runs, else started and stopped afterwards);
+3. testcontainers, when a Docker engine answers.
+3. testcontainers, when a Docker engine answers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from bigbrotr.config import KafkaSettings, Settings, load_settings
+from bigbrotr.errors import StackError
+
+TESTS_DIR = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Services:
+    kafka_bootstrap: str
+    postgres_url: str
+    origin: str
+
+
+def _docker_answers() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    result = subprocess.run([docker, "info"], capture_output=True, timeout=20, check=False)
+    return result.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    kafka_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    postgres_env = os.environ.get("DATABASE_URL")
+    if kafka_env and postgres_env:
+        yield Services(kafka_env, postgres_env, "environment")
+        return
+
+    from bigbrotr.devstack import DevStack
+
+    stack = DevStack(load_settings().dev)
+    try:
+        components = stack.up()
+    except StackError as exc:
+        if not _docker_answers():
+            pytest.fail(f"no Kafka/PostgreSQL for the tests: {exc}", pytrace=False)
+        yield from _testcontainers()
+        return
+    kafka, postgres = components
+    try:
+        yield Services(kafka_env or kafka.address, postgres_env or postgres.address, "local stack")
+    finally:
+        if kafka.started_now:
+            stack.kafka.down()
+        if postgres.started_now:
+            stack.postgres.down()
+
+
+def _testcontainers() -> Iterator[Services]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    with (
+        KafkaContainer().with_kraft() as kafka,
+        PostgresContainer("postgres:16", driver=None) as postgres,
+    ):
+        yield Services(
+            kafka.get_bootstrap_server(), postgres.get_connection_url(), "testcontainers"
+        )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(services: Services) -> str:
+    return services.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_url(services: Services) -> str:
+    """A server URL with the right to create databases; tests should use `database_url`."""
+    return services.postgres_url
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Topic names no other test (or earlier run) uses."""
+    return f"test.{uuid.uuid4().hex[:12]}."
+
+
+@pytest.fixture
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database on the test server, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield urlunsplit(urlsplit(postgres_url)._replace(path=f"/{name}"))
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, topic_prefix: str, database_url: str) -> Settings:
+    """Settings wired to the test services, with isolated topics and database."""
+    return load_settings(
+        kafka={"bootstrap_servers": kafka_bootstrap, "topic_prefix": topic_prefix},
+        database={"url": database_url},
+    )
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, topic_prefix: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
