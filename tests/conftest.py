@@ -4,7 +4,7 @@ Where the services come from, first match wins:
 1. `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` from the environment (CI or your own servers);
 2. the local stack of `bigbrotr dev up` (reused if it runs, else started and stopped afterwards);
 3. testcontainers, when a Docker engine answers.
-3. testcontainers, when a Docker engine answers.
+Each test gets its own topic prefix and its own fresh database, so tests never share state.
 """
 
 from __future__ import annotations
