@@ -31,3 +31,7 @@ class MigrationError(BigBrotrError):
 
 class TopicError(BigBrotrError):
     """Kafka topics could not be created or described."""
+
+
+class RegistryUnavailableError(BigBrotrError):
+    """The schema registry could not be reached: transient, so retry rather than dead-letter."""

@@ -1,0 +1,1 @@
+"""Avro plumbing behind `bigbrotr.codec`: schema files, wire framing and schema registries."""
