@@ -141,8 +141,8 @@ def migrate_command(
         console.print(table)
         return
     applied = asyncio.run(migrate(dsn))
-    for item in applied:
-        console.print(f"[green]applied[/] {item.version:04d} {item.name}")
+    for migration in applied:
+        console.print(f"[green]applied[/] {migration.version:04d} {migration.name}")
     console.print(f"{len(applied)} migration(s) applied; database is up to date")
 
 
