@@ -1,0 +1,57 @@
+"""The Nostr core as pure logic: events (NIP-01), filters, relay URLs. No I/O but DNS resolution."""
+
+from bigbrotr.nostr.event import (
+    Event,
+    InvalidEvent,
+    RejectReason,
+    Tags,
+    check_not_future,
+    compute_id,
+    event_to_dict,
+    event_to_json,
+    parse_event,
+    serialize_for_id,
+    sign_event,
+    verify,
+    verify_signature,
+)
+from bigbrotr.nostr.filters import Filter, InvalidFilter, matches
+from bigbrotr.nostr.url import (
+    InvalidRelayUrl,
+    Network,
+    NonPublicRelayUrl,
+    check_public,
+    classify_network,
+    is_public_ip,
+    normalize_relay_url,
+    relay_host,
+    resolve_and_check,
+)
+
+__all__ = [
+    "Event",
+    "Filter",
+    "InvalidEvent",
+    "InvalidFilter",
+    "InvalidRelayUrl",
+    "Network",
+    "NonPublicRelayUrl",
+    "RejectReason",
+    "Tags",
+    "check_not_future",
+    "check_public",
+    "classify_network",
+    "compute_id",
+    "event_to_dict",
+    "event_to_json",
+    "is_public_ip",
+    "matches",
+    "normalize_relay_url",
+    "parse_event",
+    "relay_host",
+    "resolve_and_check",
+    "serialize_for_id",
+    "sign_event",
+    "verify",
+    "verify_signature",
+]
