@@ -1,1 +1,1 @@
-"""Relay fetchers (finder, monitor, synchronizer) and the PostgreSQL sink: the edges of the pipeline."""
+"""Relay fetchers (finder, monitor, synchronizer) and the PostgreSQL sink: the pipeline's edges."""

@@ -1,4 +1,4 @@
-"""docker-compose.yaml cannot run here, so its syntax and its agreement with the local stack are checked."""
+"""docker-compose.yaml cannot run here: check its syntax and its agreement with the local stack."""
 
 from __future__ import annotations
 
