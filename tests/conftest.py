@@ -51,8 +51,17 @@ def services() -> Iterator[Services]:
         return
 
     from bigbrotr.devstack import DevStack
+    from bigbrotr.devstack.process import port_open
 
-    stack = DevStack(load_settings().dev)
+    settings = load_settings()
+    stack = DevStack(settings.dev)
+    others_run = port_open("127.0.0.1", settings.dev.kafka_port) and port_open(
+        "127.0.0.1", settings.dev.postgres_port
+    )
+    if others_run and not any(component.running for component in stack.status()):
+        # Another checkout's stack (or the user's own servers) holds the configured ports.
+        yield Services(settings.kafka.bootstrap_servers, settings.database.url, "running")
+        return
     try:
         components = stack.up()
     except StackError as exc:
