@@ -146,6 +146,26 @@ def migrate_command(
     console.print(f"{len(applied)} migration(s) applied; database is up to date")
 
 
+@app.command("worker")
+def worker_command(
+    ctx: typer.Context,
+    reprocess: Annotated[
+        bool,
+        typer.Option(
+            "--reprocess", help="Validate the whole raw log again first (no duplicates downstream)."
+        ),
+    ] = False,
+) -> None:
+    """Run the stream processor: validate, dedupe and record provenance until stopped."""
+    from streams.reprocess import rewind_validator
+    from streams.worker import run_worker
+
+    settings = _settings(ctx)
+    if reprocess:
+        console.print(f"rewound {rewind_validator(settings)} partition(s) of events.raw")
+    run_worker(settings)
+
+
 def main() -> None:
     """Entry point: expected failures print one line and a next step, not a traceback."""
     try:

@@ -132,6 +132,23 @@ class DevStackSettings(_Section):
     start_timeout_s: float = Field(default=90.0, gt=0)
 
 
+class StreamSettings(_Section):
+    """The Faust worker: its identity, local state and the validator's limits."""
+
+    app_id: str = Field(default="bigbrotr", pattern=r"^[A-Za-z0-9._-]+$")
+    data_dir: Path = PROJECT_ROOT / ".state" / "streams"
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    max_event_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_content_bytes: int = Field(default=128 * 1024, ge=0)
+    max_tags: int = Field(default=2500, ge=0)
+    max_future_skew_s: int = Field(default=900, ge=0)
+    external_topics: list[str] = Field(
+        default_factory=list,
+        description="Topics of plain Nostr event JSON from other systems, validated like our own",
+    )
+    shutdown_timeout_s: float = Field(default=8.0, gt=0, le=60)
+
+
 class Settings(BaseSettings):
     """Everything a BigBrotr process may be configured with."""
 
@@ -146,6 +163,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     dev: DevStackSettings = Field(default_factory=DevStackSettings)
+    streams: StreamSettings = Field(default_factory=StreamSettings)
 
     @classmethod
     def settings_customise_sources(

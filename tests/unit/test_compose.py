@@ -43,6 +43,9 @@ def test_every_dependency_waits_for_a_health_check(compose: dict[str, Any]) -> N
     services = compose["services"]
     for name, service in services.items():
         for dependency, rule in service.get("depends_on", {}).items():
+            if rule == {"condition": "service_completed_successfully"}:
+                assert services[dependency].get("restart") == "no", f"{dependency} is not one-shot"
+                continue
             assert rule == {"condition": "service_healthy"}, f"{name} -> {dependency}"
             assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
 
