@@ -6,24 +6,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bigbrotr.nostr import Event, InvalidEvent
+from bigbrotr.nostr import Event, InvalidEvent, event_to_dict
 
 VALIDATOR_STAGE = "validator"
 
 
 def event_record(event: Event, relay_url: str | None, seen_at: datetime) -> dict[str, Any]:
     """The `Event` topic value: the canonical event plus where and when it was first seen."""
-    return {
-        "id": event.id,
-        "pubkey": event.pubkey,
-        "created_at": event.created_at,
-        "kind": event.kind,
-        "tags": [list(tag) for tag in event.tags],
-        "content": event.content,
-        "sig": event.sig,
-        "first_seen_relay": relay_url,
-        "first_seen_at": seen_at,
-    }
+    return {**event_to_dict(event), "first_seen_relay": relay_url, "first_seen_at": seen_at}
 
 
 def sighting_record(event_id: str, raw: dict[str, Any]) -> dict[str, Any]:
