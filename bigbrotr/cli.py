@@ -80,7 +80,9 @@ def dev_status(ctx: typer.Context) -> None:
     """Say which parts of the local stack run, where, and where their logs are."""
     from bigbrotr.devstack import DevStack
 
-    table = Table("component", "state", "address", "log")
+    table = Table("component", "state")
+    table.add_column("address", overflow="fold")
+    table.add_column("log", overflow="fold")
     for component in DevStack(_settings(ctx).dev).status():
         state = "[green]running[/]" if component.running else "[red]stopped[/]"
         table.add_row(component.name, state, component.address, str(component.log))
