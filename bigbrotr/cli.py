@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from bigbrotr.config import Settings, config_path, load_settings, masked
 from bigbrotr.errors import BigBrotrError
+
+if TYPE_CHECKING:
+    from connectors.synchronizer import SyncReport
 
 app = typer.Typer(
     help="BigBrotr: archive the Nostr network through Kafka into PostgreSQL.",
@@ -166,6 +169,75 @@ def worker_command(
     if reprocess:
         console.print(f"rewound {rewind_validator(settings)} partition(s) of events.raw")
     run_worker(settings)
+
+
+@app.command("sync")
+def sync_command(
+    ctx: typer.Context,
+    relay: Annotated[str, typer.Argument(help="Relay URL, e.g. wss://relay.example.com")],
+    since: Annotated[int, typer.Option(help="Oldest second to pull (unix time).", min=0)] = 0,
+    until: Annotated[
+        int | None, typer.Option(help="Newest second to pull (unix time); default now.", min=0)
+    ] = None,
+) -> None:
+    """Pull one relay's history into events.raw, resuming from its cursor in sync-cursors."""
+    import time
+
+    from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
+
+    try:
+        normalize_relay_url(relay)
+    except InvalidRelayUrl as exc:
+        raise typer.BadParameter(str(exc), param_hint="RELAY") from exc
+    settings = _settings(ctx)
+    newest = until if until is not None else int(time.time())
+    if newest < since:
+        raise typer.BadParameter(f"--until {newest} is before --since {since}")
+    with console.status(f"syncing {relay} ..."):
+        report = asyncio.run(_sync_once(settings, relay, since, newest))
+    console.print(
+        f"{report.relay_url}: {report.published} event(s) published to events.raw in "
+        f"{report.requests} request(s), {report.unreadable} unreadable"
+    )
+    for reason, count in sorted(report.end_reasons.items()):
+        console.print(f"  requests ended by {reason}: {count}")
+    for gap in report.gaps:
+        console.print(f"  [yellow]gap[/] {gap.since}..{gap.until}: {gap.reason}")
+    cursor = report.cursor
+    console.print(f"  complete: {cursor.complete_since}..{cursor.complete_until}")
+
+
+async def _sync_once(settings: Settings, relay: str, since: int, until: int) -> SyncReport:
+    from aiokafka.errors import KafkaConnectionError
+
+    from bigbrotr.codec import Codec
+    from bigbrotr.errors import TopicError
+    from connectors.sync import SyncPolicy
+    from connectors.synchronizer import load_cursor, new_producer, sync_relay
+
+    producer = new_producer(settings)
+    try:
+        await producer.start()
+    except KafkaConnectionError as exc:
+        raise TopicError(
+            f"cannot reach Kafka at {settings.kafka.bootstrap_servers} ({exc}); "
+            "is it running? try `bigbrotr dev up`"
+        ) from exc
+    try:
+        return await sync_relay(
+            relay,
+            since=since,
+            until=until,
+            producer=producer,
+            codec=Codec(registry=settings.kafka.schema_registry_url),
+            settings=settings,
+            cursor=await load_cursor(settings, relay),
+            policy=SyncPolicy(page_size=settings.connectors.page_size),
+            allow=settings.connectors.allow,
+            proxy=settings.connectors.socks5_proxy,
+        )
+    finally:
+        await producer.stop()
 
 
 def main() -> None:

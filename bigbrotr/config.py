@@ -132,6 +132,22 @@ class DevStackSettings(_Section):
     start_timeout_s: float = Field(default=90.0, gt=0)
 
 
+class ConnectorSettings(_Section):
+    """Relay fetchers: which non-public relays may be dialled, how overlays are reached."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Relay URLs, hosts or host:port dialled even though they are not public "
+        "(loopback relays in development and tests); everything else private is refused",
+    )
+    socks5_proxy: str | None = Field(
+        default=None,
+        pattern=r"^socks5h?://[^/]+$",
+        description="SOCKS5 proxy for .onion, .i2p and .loki relays, e.g. socks5://127.0.0.1:9050",
+    )
+    page_size: int = Field(default=500, ge=1, le=5000)
+
+
 class StreamSettings(_Section):
     """The Faust worker: its identity, local state and the validator's limits."""
 
@@ -164,6 +180,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     dev: DevStackSettings = Field(default_factory=DevStackSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
+    connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bigbrotr.config import Settings
+from tests.support.events import history
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +106,32 @@ def test_bad_cli_arguments_are_usage_errors(env: dict[str, str], tmp_path: Path)
     result = _run(["topics", "obliterate"], env, tmp_path)
     assert result.returncode == 2
     assert "No such command" in result.stderr
+
+
+def test_sync_pulls_a_relay_into_events_raw(
+    env: dict[str, str], tmp_path: Path, local_relay_history: Any
+) -> None:
+    relay = local_relay_history
+    env = {**env, "BIGBROTR_CONNECTORS__ALLOW": json.dumps([relay.host_port])}
+    assert _run(["topics", "create"], env, tmp_path).returncode == 0
+    result = _run(["sync", relay.url, "--since", "0"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    published = int(result.stdout.split(": ", 1)[1].split(" event(s)", 1)[0])
+    assert published >= len(history()), "every event of the relay is published (repeats allowed)"
+    assert "gap" not in result.stdout
+    assert "complete: 0.." in result.stdout
+
+
+def test_sync_refuses_a_private_relay_not_on_the_allow_list(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert _run(["topics", "create"], env, tmp_path).returncode == 0
+    result = _run(["sync", "ws://127.0.0.1:9", "--since", "0"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "url_refused" in result.stdout
+
+
+def test_sync_rejects_a_malformed_url(env: dict[str, str], tmp_path: Path) -> None:
+    result = _run(["sync", "http://not-a-relay"], env, tmp_path)
+    assert result.returncode == 2
+    assert "RELAY" in result.stderr
