@@ -37,20 +37,24 @@ def new_admin(bootstrap_servers: str) -> AdminClient:
 def admin_client(settings: KafkaSettings, timeout_s: float = 10.0) -> AdminClient:
     """An AdminClient that has proven it can reach the broker."""
     admin = new_admin(settings.bootstrap_servers)
+    _list_topics(admin, settings, timeout_s)
+    return admin
+
+
+def _list_topics(admin: AdminClient, settings: KafkaSettings, timeout_s: float) -> Any:
     try:
-        admin.list_topics(timeout=timeout_s)
+        return admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         raise TopicError(
             f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0]}); "
             "is it running? try `bigbrotr dev up` or check kafka.bootstrap_servers"
         ) from exc
-    return admin
 
 
 def create_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> list[TopicReport]:
     """Create every contract topic that is missing; report existing ones and how they differ."""
-    admin = admin_client(settings)
-    existing = admin.list_topics(timeout=timeout_s).topics
+    admin = new_admin(settings.bootstrap_servers)
+    existing = _list_topics(admin, settings, timeout_s).topics
     wanted = {settings.topic(name): spec for name, spec in settings.topics.items()}
     reports: list[TopicReport] = []
     new_topics = []

@@ -2,8 +2,9 @@
 
 Faust's own stop can stall (waiting on a consumer that never drains). On SIGTERM or SIGINT we ask
 it to stop and start a watchdog: past `streams.shutdown_timeout_s` the process exits hard. That is
-safe: with exactly-once processing an unfinished transaction is aborted by the broker and tables
-are restored from their changelogs on the next start.
+meant to be safe: with exactly-once processing the broker aborts the unfinished transaction and
+the record is processed again on the next start (see `streams.records.output_owed`). Faults
+still break exactly-once today (see the issue notes), so this is not yet proven.
 """
 
 from __future__ import annotations

@@ -245,9 +245,9 @@ def _assert_outputs(settings: Settings, load: RawLoad) -> None:
     assert len(raw) == len(sightings) + len(rejects) + load.duplicates + load.rekeyed
 
 
-def _stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> float:
+def _stop(process: subprocess.Popen[bytes]) -> float:
     started = time.monotonic()
-    process.send_signal(sig)
+    process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
     return time.monotonic() - started
 
