@@ -270,3 +270,36 @@ def test_sigterm_mid_stream_stops_within_ten_seconds(
     time.sleep(8)
     assert worker.poll() is None, "the worker should still be busy with the load"
     assert _stop(worker) < 10
+
+
+def _busy_load(settings: Settings) -> RawLoad:
+    return _produce_load(
+        settings, count=1000, relays=tuple(f"wss://r{n}.example" for n in range(4))
+    )
+
+
+def test_sigterm_mid_stream_then_restart_loses_and_duplicates_nothing(
+    stream_settings: Settings, start_worker: Any
+) -> None:
+    load = _busy_load(stream_settings)
+    worker = start_worker()
+    time.sleep(6)
+    assert worker.poll() is None, "the worker should still be busy with the load"
+    assert _stop(worker) < 10
+    start_worker()
+    _assert_outputs(stream_settings, load)
+
+
+def test_kill_9_restart_and_reprocessing_lose_and_duplicate_nothing(
+    stream_settings: Settings, start_worker: Any
+) -> None:
+    load = _busy_load(stream_settings)
+    worker = start_worker()
+    time.sleep(6)
+    worker.kill()
+    worker.wait()
+    restarted = start_worker()
+    _assert_outputs(stream_settings, load)
+    assert _stop(restarted) < 10
+    start_worker("--reprocess")
+    _assert_outputs(stream_settings, load)
