@@ -163,6 +163,13 @@ class StreamSettings(_Section):
         description="Topics of plain Nostr event JSON from other systems, validated like our own",
     )
     shutdown_timeout_s: float = Field(default=8.0, gt=0, le=60)
+    session_timeout_s: float = Field(
+        default=15.0,
+        ge=6,
+        le=300,
+        description="How long a worker that stopped answering keeps its partitions before the "
+        "others take them over",
+    )
 
 
 class Settings(BaseSettings):

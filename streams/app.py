@@ -51,6 +51,7 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
         web_enabled=False,
         autodiscover=False,
         producer_acks=-1,
+        broker_session_timeout=settings.streams.session_timeout_s,
     )
     codec = codec or Codec(registry=kafka.schema_registry_url)
     limits = Limits.from_settings(settings.streams)
