@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
@@ -50,6 +50,7 @@ class SyncReport:
 
     `pulled` is what this run settled (None when the cursor left nothing to pull); `cursor` is the
     progress published, merged with the previous one. `end_reasons` counts how each REQ ended.
+    `cap` is what was learned of the relay's answers; hand it to the next run of the same relay.
     """
 
     relay_url: str
@@ -59,6 +60,7 @@ class SyncReport:
     pulled: Coverage | None
     cursor: Coverage
     end_reasons: Mapping[EndReason, int]
+    cap: RelayCap = field(default_factory=RelayCap)
 
     @property
     def gaps(self) -> tuple[Gap, ...]:
@@ -88,17 +90,19 @@ async def sync_relay(
     allow: Collection[str] = (),
     limits: ClientLimits | None = None,
     proxy: str | None = None,
+    cap: RelayCap | None = None,
 ) -> SyncReport:
     """Pull seconds `since..until` (inclusive) that `cursor` leaves open, then publish progress.
 
     `producer` must be started (see `new_producer`). `max_limit` is the relay's NIP-11 limit;
-    `allow`, `limits` and `proxy` go to the `RelayClient`.
+    `allow`, `limits` and `proxy` go to the `RelayClient`. `cap` is the previous run's
+    `SyncReport.cap`, which saves the requests that learn it again.
     """
     url = normalize_relay_url(relay_url)
     previous = cursor if cursor is not None else Coverage()
     windows = _windows(previous, since, until)
     events_topic = settings.kafka.topic("events.raw")
-    cap = RelayCap()
+    cap = RelayCap() if cap is None else cap
     requests = published = unreadable = 0
     end_reasons: Counter[EndReason] = Counter()
     pulled: Coverage | None = None
@@ -123,7 +127,9 @@ async def sync_relay(
     await producer.send_and_wait(
         settings.kafka.topic("sync-cursors"), codec.encode("SyncCursor", record), key=url.encode()
     )
-    return SyncReport(url, requests, published, unreadable, pulled, merged, dict(end_reasons))
+    return SyncReport(
+        url, requests, published, unreadable, pulled, merged, dict(end_reasons), cap=cap
+    )
 
 
 async def load_cursor(settings: Settings, relay_url: str) -> Coverage | None:
