@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
@@ -106,6 +107,9 @@ async def sync_relay(
     requests = published = unreadable = 0
     end_reasons: Counter[EndReason] = Counter()
     pulled: Coverage | None = None
+    # The broker acknowledges one page while the relay sends the next; all before the cursor.
+    delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    delivered.set_result(None)
     async with RelayClient(url, allow=allow, limits=limits, proxy=proxy) as client:
         for low, high in windows:
             planner = WindowPlanner(
@@ -114,14 +118,16 @@ async def sync_relay(
             while (flt := planner.next_request()) is not None:
                 fetched = await client.fetch([flt])
                 end_reasons[fetched.result.end_reason] += 1
+                await delivered
+                delivered = await _publish_events(producer, codec, events_topic, url, fetched)
                 page = _page(fetched)
-                await _publish_events(producer, codec, events_topic, url, fetched)
                 published += len(fetched.events)
                 unreadable += page.unreadable
                 planner.record(page)
             requests += planner.requests
             cap = planner.cap
             pulled = planner.coverage if pulled is None else pulled.merge(planner.coverage)
+    await delivered
     merged = previous if pulled is None else previous.merge(pulled)
     record = cursor_record(url, merged, updated_at_ms=int(time.time() * 1000))
     await producer.send_and_wait(
@@ -197,8 +203,8 @@ def _page(fetched: Fetched) -> Page:
 
 async def _publish_events(
     producer: AIOKafkaProducer, codec: Codec, topic: str, relay_url: str, fetched: Fetched
-) -> None:
-    """Publish every received event as sent, and wait until the broker holds them all."""
+) -> asyncio.Future[Any]:
+    """Publish every received event as sent; the future is done once the broker holds them all."""
     sends = []
     for received in fetched.events:
         value = codec.encode(
@@ -212,4 +218,4 @@ async def _publish_events(
         )
         key = None if received.event_id is None else received.event_id.encode()
         sends.append(await producer.send(topic, value, key=key))
-    await asyncio.gather(*sends)
+    return asyncio.gather(*sends)
