@@ -19,7 +19,8 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
@@ -50,6 +51,7 @@ class SyncReport:
 
     `pulled` is what this run settled (None when the cursor left nothing to pull); `cursor` is the
     progress published, merged with the previous one. `end_reasons` counts how each REQ ended.
+    `cap` is what was learned of the relay's answers; hand it to the next run of the same relay.
     """
 
     relay_url: str
@@ -59,6 +61,7 @@ class SyncReport:
     pulled: Coverage | None
     cursor: Coverage
     end_reasons: Mapping[EndReason, int]
+    cap: RelayCap = field(default_factory=RelayCap)
 
     @property
     def gaps(self) -> tuple[Gap, ...]:
@@ -88,20 +91,25 @@ async def sync_relay(
     allow: Collection[str] = (),
     limits: ClientLimits | None = None,
     proxy: str | None = None,
+    cap: RelayCap | None = None,
 ) -> SyncReport:
     """Pull seconds `since..until` (inclusive) that `cursor` leaves open, then publish progress.
 
     `producer` must be started (see `new_producer`). `max_limit` is the relay's NIP-11 limit;
-    `allow`, `limits` and `proxy` go to the `RelayClient`.
+    `allow`, `limits` and `proxy` go to the `RelayClient`. `cap` is the previous run's
+    `SyncReport.cap`, which saves the requests that learn it again.
     """
     url = normalize_relay_url(relay_url)
     previous = cursor if cursor is not None else Coverage()
     windows = _windows(previous, since, until)
     events_topic = settings.kafka.topic("events.raw")
-    cap = RelayCap()
+    cap = RelayCap() if cap is None else cap
     requests = published = unreadable = 0
     end_reasons: Counter[EndReason] = Counter()
     pulled: Coverage | None = None
+    # The broker acknowledges one page while the relay sends the next; all before the cursor.
+    delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    delivered.set_result(None)
     async with RelayClient(url, allow=allow, limits=limits, proxy=proxy) as client:
         for low, high in windows:
             planner = WindowPlanner(
@@ -110,20 +118,24 @@ async def sync_relay(
             while (flt := planner.next_request()) is not None:
                 fetched = await client.fetch([flt])
                 end_reasons[fetched.result.end_reason] += 1
+                await delivered
+                delivered = await _publish_events(producer, codec, events_topic, url, fetched)
                 page = _page(fetched)
-                await _publish_events(producer, codec, events_topic, url, fetched)
                 published += len(fetched.events)
                 unreadable += page.unreadable
                 planner.record(page)
             requests += planner.requests
             cap = planner.cap
             pulled = planner.coverage if pulled is None else pulled.merge(planner.coverage)
+    await delivered
     merged = previous if pulled is None else previous.merge(pulled)
     record = cursor_record(url, merged, updated_at_ms=int(time.time() * 1000))
     await producer.send_and_wait(
         settings.kafka.topic("sync-cursors"), codec.encode("SyncCursor", record), key=url.encode()
     )
-    return SyncReport(url, requests, published, unreadable, pulled, merged, dict(end_reasons))
+    return SyncReport(
+        url, requests, published, unreadable, pulled, merged, dict(end_reasons), cap=cap
+    )
 
 
 async def load_cursor(settings: Settings, relay_url: str) -> Coverage | None:
@@ -191,8 +203,8 @@ def _page(fetched: Fetched) -> Page:
 
 async def _publish_events(
     producer: AIOKafkaProducer, codec: Codec, topic: str, relay_url: str, fetched: Fetched
-) -> None:
-    """Publish every received event as sent, and wait until the broker holds them all."""
+) -> asyncio.Future[Any]:
+    """Publish every received event as sent; the future is done once the broker holds them all."""
     sends = []
     for received in fetched.events:
         value = codec.encode(
@@ -206,4 +218,4 @@ async def _publish_events(
         )
         key = None if received.event_id is None else received.event_id.encode()
         sends.append(await producer.send(topic, value, key=key))
-    await asyncio.gather(*sends)
+    return asyncio.gather(*sends)

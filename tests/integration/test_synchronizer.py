@@ -15,7 +15,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
-from bigbrotr.nostr import Event, parse_event
+from bigbrotr.nostr import Event, Filter, parse_event
 from bigbrotr.topics import create_topics
 from connectors.client import EndReason
 from connectors.sync import Coverage, SyncPolicy
@@ -23,7 +23,7 @@ from connectors.synchronizer import SyncReport, load_cursor, new_producer, sync_
 from tests.support.events import BASE_TIME, history, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.loader import load_events
-from tests.support.relays import LOW_CAP, RunningRelay, local_relay
+from tests.support.relays import LOW_CAP, RunningRelay, local_relay, nostr_relay
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +41,33 @@ def burst_events() -> list[Event]:
     """300 events over the day and 240 in one second: far more than the low cap of 50."""
     spread = make_events(300, label="sync spread")
     return spread + make_events(240, since=BURST_SECOND, same_second=True, label="sync burst")
+
+
+@pytest.fixture(scope="module")
+def crowded_history() -> list[Event]:
+    """3000 events over the day (the newest in the window's top second) and, in each of two
+    seconds, 150 events of two kinds (three times the low cap), with two events just below each.
+    """
+    events = make_events(3000, label="nostr-relay spread")
+    for second in (BASE_TIME + 20_000, BASE_TIME + 70_000):
+        for kind in (1, 7):
+            label = f"crowded {second} kind {kind}"
+            events += make_events(75, since=second, same_second=True, kind=kind, label=label)
+        events += make_events(2, since=second - 1, same_second=True, label=f"below {second}")
+    return events
+
+
+@pytest.fixture(scope="module")
+async def low_cap_nostr_relay(
+    tmp_path_factory: pytest.TempPathFactory, crowded_history: list[Event]
+) -> AsyncIterator[tuple[RunningRelay, set[str]]]:
+    """nostr-relay (exclusive `until`) answering at most `LOW_CAP` events per REQ, and the ids
+    it acknowledged.
+    """
+    with nostr_relay(tmp_path_factory.mktemp("sync-nostr-relay"), max_limit=LOW_CAP) as relay:
+        held = await load_events(relay.url, crowded_history)
+        assert held == {event.id for event in crowded_history}
+        yield relay, held
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +150,7 @@ def in_gaps(coverage: Coverage, events: Sequence[Event]) -> set[str]:
 async def test_whole_history_reaches_events_raw_and_resume_repeats_only_the_edge(
     local_relay_history: RunningRelay, settings: Settings, producer: AIOKafkaProducer
 ) -> None:
-    """LocalRelay's cap (500) is above its 400-event second, so that second is pulled whole.
-
-    Not nostr-relay: it reads `until` as exclusive (NIP-01 says inclusive), so the events of each
-    page's oldest second are never asked for again and are lost without a gap.
-    """
+    """LocalRelay's cap (500) is above its 400-event second, so that second is pulled whole."""
     relay = local_relay_history
     report = await sync(relay.url, relay.host_port, settings, producer)
 
@@ -153,6 +176,31 @@ async def test_whole_history_reaches_events_raw_and_resume_repeats_only_the_edge
     assert len(ids_of(repeated) - edge) <= PAGE
     assert again.pulled == Coverage(UNTIL, UNTIL)
     assert again.cursor == Coverage(SINCE, UNTIL)
+
+
+async def test_a_relay_reading_until_exclusively_is_pulled_whole(
+    low_cap_nostr_relay: tuple[RunningRelay, set[str]],
+    crowded_history: list[Event],
+    settings: Settings,
+    producer: AIOKafkaProducer,
+) -> None:
+    """nostr-relay matches `created_at < until`; the planner learns it and asks one second more.
+
+    Its cap is far below a page and below each crowded second; listing the kinds and authors lets
+    the planner split those seconds until every part is proven.
+    """
+    relay, held = low_cap_nostr_relay
+    base = Filter(kinds=[1, 7], authors=sorted({event.pubkey for event in crowded_history}))
+    report = await sync(relay.url, relay.host_port, settings, producer, base=base)
+
+    assert report.gaps == ()
+    assert report.cursor == Coverage(SINCE, UNTIL)
+    assert report.cap.until_exclusive is True
+    assert report.cap.floor == LOW_CAP
+    assert report.end_reasons == {EndReason.EOSE: report.requests}
+    records, _ = await raw_records(settings)
+    assert len(records) == report.published
+    assert ids_of(records) == held
 
 
 async def test_a_cap_below_a_crowded_second_leaves_a_visible_gap_and_nothing_else(
