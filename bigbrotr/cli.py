@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -238,6 +238,70 @@ async def _sync_once(settings: Settings, relay: str, since: int, until: int) -> 
         )
     finally:
         await producer.stop()
+
+
+@app.command("monitor")
+def monitor_command(
+    ctx: typer.Context,
+    relays: Annotated[
+        list[str] | None, typer.Argument(help="Relay URLs to probe, e.g. wss://relay.example.com")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Probe each relay once, print the results, and stop.")
+    ] = False,
+) -> None:
+    """Probe relays (NIP-11, NIP-66 checks, DNS, TLS, geo) and publish RelayProbe to probes."""
+    from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
+
+    if not relays:
+        raise typer.BadParameter(
+            "name at least one relay; taking them from the relays topic is not wired yet",
+            param_hint="RELAY",
+        )
+    try:
+        urls = [normalize_relay_url(url) for url in relays]
+    except InvalidRelayUrl as exc:
+        raise typer.BadParameter(str(exc), param_hint="RELAY") from exc
+    asyncio.run(_monitor(_settings(ctx), urls, once))
+
+
+async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    from bigbrotr.errors import TopicError
+    from connectors.monitor import Monitor, static_relays
+    from connectors.synchronizer import new_producer
+
+    producer = new_producer(settings)
+    try:
+        await producer.start()
+    except KafkaConnectionError as exc:
+        raise TopicError(
+            f"cannot reach Kafka at {settings.kafka.bootstrap_servers} ({exc}); "
+            "is it running? try `bigbrotr dev up`"
+        ) from exc
+    try:
+        monitor = Monitor(settings, producer, static_relays(urls), on_probe=_print_probe)
+        await monitor.run(once=once)
+    finally:
+        await producer.stop()
+
+
+def _print_probe(record: dict[str, Any]) -> None:
+    checks = record["checks"]
+    parts = []
+    for name in ("open", "read", "write"):
+        check = checks[name]
+        if check is not None:
+            parts.append(f"{name} {check['rtt_ms']}ms" if check["ok"] else f"{name} FAILED")
+    parts.append("nip11 ok" if record["nip11"] else "nip11 missing")
+    console.print(f"{record['relay_url']}: {', '.join(parts)}", highlight=False)
+    for step, error in [(n, c["error"]) for n, c in checks.items() if c and c["error"]]:
+        console.print(f"  {step}: {error}", highlight=False)
+    if record["nip11_error"]:
+        console.print(f"  nip11: {record['nip11_error']}", highlight=False)
+    for step, error in sorted(record["errors"].items()):
+        console.print(f"  {step}: {error}", highlight=False)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from bigbrotr.errors import ConfigError
+from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
 
 ENV_PREFIX = "BIGBROTR_"
 ENV_NESTED_DELIMITER = "__"
@@ -31,6 +32,7 @@ DEFAULT_CONFIG_FILE = Path("bigbrotr.yaml")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 class _Section(BaseModel):
@@ -148,6 +150,62 @@ class ConnectorSettings(_Section):
     page_size: int = Field(default=500, ge=1, le=5000)
 
 
+class MonitorSettings(_Section):
+    """The prober: how often and how hard relays are checked, and where its NIP-66 events go."""
+
+    interval_s: float = Field(
+        default=3600.0, ge=1, description="Seconds between two probes of the same relay"
+    )
+    concurrency: int = Field(default=20, ge=1, le=1000, description="Relays probed at once")
+    probe_timeout_s: float = Field(
+        default=60.0, gt=0, description="One probe, every step included, is cancelled after this"
+    )
+    open_timeout_s: float = Field(
+        default=10.0, gt=0, description="Websocket connect; also bounds the DNS and TLS steps"
+    )
+    read_timeout_s: float = Field(default=10.0, gt=0, description="Until a REQ is answered")
+    write_timeout_s: float = Field(default=10.0, gt=0, description="Until an EVENT gets its OK")
+    nip11_timeout_s: float = Field(default=10.0, gt=0, description="The whole NIP-11 fetch")
+    nip11_max_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger documents are refused"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Hex secret key of the monitor; enables the write check and the signed NIP-66 "
+        "events; best given as BIGBROTR_MONITOR__SECRET_KEY_FILE",
+    )
+    publish_relays: list[str] = Field(
+        default_factory=list,
+        description="Relays that receive the kind 30166 and 10166 events (needs secret_key)",
+    )
+    geoip_city_database: Path | None = Field(
+        default=None, description="GeoLite2-City style .mmdb file for country, city and geohash"
+    )
+    geoip_asn_database: Path | None = Field(
+        default=None, description="GeoLite2-ASN style .mmdb file for the autonomous system"
+    )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value().strip().lower()
+        if len(text) != 64 or not all(char in "0123456789abcdef" for char in text):
+            raise ValueError("must be 64 hex characters (a secp256k1 secret key)")
+        if not 0 < int(text, 16) < _SECP256K1_ORDER:
+            raise ValueError("is not a valid secp256k1 secret key; generate a new one")
+        return SecretStr(text)
+
+    @field_validator("publish_relays")
+    @classmethod
+    def _check_publish_relays(cls, value: list[str]) -> list[str]:
+        try:
+            return [normalize_relay_url(url) for url in value]
+        except InvalidRelayUrl as exc:
+            raise ValueError(str(exc)) from exc
+
+
 class StreamSettings(_Section):
     """The Faust worker: its identity, local state and the validator's limits."""
 
@@ -188,6 +246,7 @@ class Settings(BaseSettings):
     dev: DevStackSettings = Field(default_factory=DevStackSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -302,6 +361,8 @@ def masked(settings: Settings) -> dict[str, Any]:
     data["database"]["url"] = _mask_url(settings.database.url)
     if settings.database.password is not None:
         data["database"]["password"] = "********"
+    if settings.monitor.secret_key is not None:
+        data["monitor"]["secret_key"] = "********"
     if settings.kafka.schema_registry_url:
         data["kafka"]["schema_registry_url"] = _mask_url(settings.kafka.schema_registry_url)
     return data

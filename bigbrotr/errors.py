@@ -35,3 +35,7 @@ class TopicError(BigBrotrError):
 
 class RegistryUnavailableError(BigBrotrError):
     """The schema registry could not be reached: transient, so retry rather than dead-letter."""
+
+
+class RelayInfoError(BigBrotrError):
+    """A relay's NIP-11 information document could not be fetched or is not a usable document."""
