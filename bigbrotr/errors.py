@@ -35,3 +35,7 @@ class TopicError(BigBrotrError):
 
 class RegistryUnavailableError(BigBrotrError):
     """The schema registry could not be reached: transient, so retry rather than dead-letter."""
+
+
+class SourceError(BigBrotrError):
+    """A source of relay URLs (seed file, HTTP list) could not be read: skipped, retried later."""
