@@ -152,7 +152,7 @@ class ConnectorSettings(_Section):
 class FinderSettings(_Section):
     """Where the finder looks for relay URLs and how patiently it probes them before giving up."""
 
-    seed_file: Path | None = Field(
+    seed_path: Path | None = Field(
         default=Path(__file__).parent / "data" / "seed_relays.txt",
         description="Text file of relay URLs, one a line (# starts a comment); null reads none",
     )

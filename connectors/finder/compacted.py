@@ -22,7 +22,9 @@ async def read_table(bootstrap_servers: str, topic: str) -> dict[bytes, bytes]:
     )
     await consumer.start()
     try:
-        partitions = assign_whole_topic(consumer, topic)
+        partitions = _partitions(consumer, topic)
+        consumer.unsubscribe()
+        consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         table: dict[bytes, bytes] = {}
@@ -43,18 +45,25 @@ async def read_table(bootstrap_servers: str, topic: str) -> dict[bytes, bytes]:
         await consumer.stop()
 
 
-def assign_whole_topic(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """Turn a started consumer subscribed to `topic` into one assigned all of its partitions.
+async def topic_partitions(bootstrap_servers: str, topic: str) -> list[TopicPartition]:
+    """Every partition of `topic`, for consumers that assign them by hand.
 
-    Manual assignment: the finder runs as one process, and a group rebalance would only add
-    seconds to every start.
+    Manual assignment because the finder runs as one process: joining a consumer group would
+    only add a rebalance to every start. A group-less consumer subscribed to the topic is the
+    public way to get its metadata.
     """
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap_servers, group_id=None)
+    await consumer.start()
+    try:
+        return _partitions(consumer, topic)
+    finally:
+        await consumer.stop()
+
+
+def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     numbers = sorted(consumer.partitions_for_topic(topic) or ())
     if not numbers:
         raise TopicError(
             f"topic {topic} does not exist; create the topics with `bigbrotr topics create`"
         )
-    partitions = [TopicPartition(topic, number) for number in numbers]
-    consumer.unsubscribe()
-    consumer.assign(partitions)
-    return partitions
+    return [TopicPartition(topic, number) for number in numbers]

@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bigbrotr.config import Settings
-from connectors.finder.compacted import assign_whole_topic
+from connectors.finder.compacted import topic_partitions
 
 _BATCH_RECORDS = 2000
 _BATCH_TIMEOUT_MS = 1000
@@ -23,8 +23,8 @@ class EventsReader:
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.kafka.topic("events")
+        self._bootstrap = settings.kafka.bootstrap_servers
         self._consumer = AIOKafkaConsumer(
-            self.topic,
             bootstrap_servers=settings.kafka.bootstrap_servers,
             group_id=f"{settings.kafka.topic_prefix}finder",
             enable_auto_commit=False,
@@ -33,12 +33,9 @@ class EventsReader:
         self._partitions: list[TopicPartition] = []
 
     async def __aenter__(self) -> EventsReader:
+        self._partitions = await topic_partitions(self._bootstrap, self.topic)
         await self._consumer.start()
-        try:
-            self._partitions = assign_whole_topic(self._consumer, self.topic)
-        except BaseException:
-            await self._consumer.stop()
-            raise
+        self._consumer.assign(self._partitions)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -127,9 +127,9 @@ class Finder:
     async def run_pass(self) -> PassReport:
         """Gather from every source that is due, record the new candidates, probe the due ones."""
         report = PassReport()
-        if not self._seed_read and self._finder.seed_file is not None:
+        if not self._seed_read and self._finder.seed_path is not None:
             await self._admit(
-                ((url, SEED_SOURCE) for url in read_seed(self._finder.seed_file)), report
+                ((url, SEED_SOURCE) for url in read_seed(self._finder.seed_path)), report
             )
             self._seed_read = True
         if self._http_due():

@@ -21,7 +21,7 @@ def read_seed(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise ConfigError(
-            f"cannot read the seed file {path} ({exc.strerror}); fix finder.seed_file or set it "
+            f"cannot read the seed file {path} ({exc.strerror}); fix finder.seed_path or set it "
             "to null to start without seeds"
         ) from exc
     lines = (line.strip() for line in text.splitlines())

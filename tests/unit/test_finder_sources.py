@@ -22,13 +22,13 @@ def test_seed_lines_without_blanks_and_comments(tmp_path: Path) -> None:
 
 
 def test_the_shipped_seed_file_is_the_default() -> None:
-    seed_file = Settings().finder.seed_file
-    assert seed_file is not None
-    assert len(read_seed(seed_file)) > 1000
+    seed_path = Settings().finder.seed_path
+    assert seed_path is not None
+    assert len(read_seed(seed_path)) > 1000
 
 
 def test_a_missing_seed_file_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"finder\.seed_file"):
+    with pytest.raises(ConfigError, match=r"finder\.seed_path"):
         read_seed(tmp_path / "absent.txt")
 
 
