@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError, SourceError
+from bigbrotr.nostr import Network
 from connectors.finder.candidate import Candidate, RetryPolicy, Status, candidate_from_record
 from connectors.finder.compacted import read_table
 from connectors.finder.events import EventsReader
@@ -38,6 +39,7 @@ log = logging.getLogger("bigbrotr.finder")
 
 SEED_SOURCE = "seed"
 BAD_EVENT_RECORD = "bad_event_record"
+_PROGRESS_EVERY = 100
 _NOT_STARTED = "the finder is not started; use it as `async with Finder(settings) as finder:`"
 
 Found = tuple[str, str]  # (text that may be a relay URL, where it was found)
@@ -52,6 +54,7 @@ class PassReport:
 
     found: int = 0
     new_candidates: int = 0
+    due: int = 0
     probed: int = 0
     accepted: int = 0
     retired: int = 0
@@ -142,10 +145,11 @@ class Finder:
         await self._probe_due(report)
         report.pending = len(self.pending)
         log.info(
-            "finder pass: %d found, %d new candidate(s), %d probed, %d accepted, %d retired, "
-            "%d pending, %d known relay(s); skipped %s",
+            "finder pass: %d found, %d new candidate(s), %d due, %d probed, %d accepted, "
+            "%d retired, %d pending, %d known relay(s); skipped %s",
             report.found,
             report.new_candidates,
+            report.due,
             report.probed,
             report.accepted,
             report.retired,
@@ -245,9 +249,19 @@ class Finder:
                 yield url, source
 
     async def _probe_due(self, report: PassReport) -> None:
-        """Probe every due candidate, `probe_concurrency` at a time."""
+        """Probe every due candidate, `probe_concurrency` at a time.
+
+        Overlay relays wait, still pending, while no proxy is configured: failing them for want
+        of a proxy would retire them for good.
+        """
         now_ms = self._now_ms()
-        due_now = [c for c in self.pending.values() if c.due(now_ms)]
+        reachable = self._settings.connectors.socks5_proxy is not None
+        due_now = [
+            candidate
+            for candidate in self.pending.values()
+            if candidate.due(now_ms) and (reachable or candidate.network is Network.CLEARNET)
+        ]
+        report.due = len(due_now)
         due = iter(due_now)
 
         async def worker() -> None:
@@ -267,6 +281,14 @@ class Finder:
     async def _record(self, candidate: Candidate, result: ProbeResult, report: PassReport) -> None:
         """Publish the verdict, to `relays` first: a crash then never loses an accepted relay."""
         report.probed += 1
+        if report.probed % _PROGRESS_EVERY == 0:
+            log.info(
+                "probed %d of %d due candidate(s): %d accepted, %d retired so far",
+                report.probed,
+                report.due,
+                report.accepted,
+                report.retired,
+            )
         now_ms = self._now_ms()
         key = candidate.url.encode()
         producer = self._running_producer()

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 CODEC = Codec()
 PROMPTLY = 60.0
+ONION = "ws://abcdefghij234567.onion"
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +150,7 @@ async def test_relays_that_speak_nip01_are_published_once(
             mute,
             dead_url,
             published_elsewhere,
+            ONION,  # no proxy is configured: it waits, neither probed nor failed
             "https://not-a-relay.example",
             "ws://127.0.0.2:7777",  # loopback, not on the allow-list
         ],
@@ -160,7 +162,8 @@ async def test_relays_that_speak_nip01_are_published_once(
 
     first = await one_pass(settings)
 
-    assert (first.new_candidates, first.probed, first.accepted, first.pending) == (5, 5, 3, 2)
+    assert (first.new_candidates, first.due, first.probed) == (6, 5, 5)
+    assert (first.accepted, first.retired, first.pending) == (3, 0, 3)
     assert first.skipped == {SkipReason.INVALID_URL: 1, SkipReason.NON_PUBLIC: 1}
     relays = await read_topic(settings, "relays", "RelayDiscovered")
     assert sorted(key for key, _ in relays) == sorted([*live, published_elsewhere])
@@ -171,14 +174,16 @@ async def test_relays_that_speak_nip01_are_published_once(
 
     second = await one_pass(settings)
 
-    assert (second.new_candidates, second.probed, second.accepted, second.pending) == (0, 0, 0, 2)
+    assert (second.new_candidates, second.probed, second.accepted, second.pending) == (0, 0, 0, 3)
     assert len(await read_topic(settings, "relays", "RelayDiscovered")) == len(relays)
     states = dict(await read_topic(settings, "relay-candidates", "RelayCandidate"))
     assert {url: s["status"] for url, s in states.items()} == {
         **{url: "accepted" for url in live},
         mute: "pending",
         dead_url: "pending",
+        ONION: "pending",
     }
+    assert (states[ONION]["attempts"], states[mute]["attempts"]) == (0, 1)
     assert states[mute]["last_error"].partition(":")[0] in {"idle_timeout", "total_timeout"}
     assert states[dead_url]["last_error"].startswith("connect_failed")
 
