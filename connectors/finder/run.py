@@ -161,7 +161,8 @@ class Finder:
 
     async def _load_state(self) -> None:
         bootstrap = self._settings.kafka.bootstrap_servers
-        self.known = {key.decode() for key in await read_table(bootstrap, self._relays_topic)}
+        relays = await read_table(bootstrap, self._relays_topic)
+        self.known = {key.decode(errors="replace") for key in relays}
         for value in (await read_table(bootstrap, self._candidates_topic)).values():
             try:
                 candidate = candidate_from_record(self._codec.decode("RelayCandidate", value))
