@@ -304,6 +304,53 @@ def _print_probe(record: dict[str, Any]) -> None:
         console.print(f"  {step}: {error}", highlight=False)
 
 
+@app.command("finder")
+def finder_command(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one pass (gather, probe what is due) and exit.")
+    ] = False,
+) -> None:
+    """Find relays (seed file, archived events, HTTP lists) and publish those that speak NIP-01."""
+    import logging
+
+    settings = _settings(ctx)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_find(settings, once))
+
+
+async def _find(settings: Settings, once: bool) -> None:
+    import signal
+
+    from aiokafka.errors import KafkaConnectionError
+
+    from bigbrotr.errors import TopicError
+    from connectors.finder import Finder
+
+    try:
+        async with Finder(settings) as finder:
+            if once:
+                report = await finder.run_pass()
+                console.print(
+                    f"{report.new_candidates} new candidate(s), {report.probed} probed, "
+                    f"{report.accepted} accepted, {report.retired} retired, "
+                    f"{report.pending} pending"
+                )
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await finder.run_forever(stop)
+    except KafkaConnectionError as exc:
+        raise TopicError(
+            f"cannot reach Kafka at {settings.kafka.bootstrap_servers} ({exc}); "
+            "is it running? try `bigbrotr dev up`"
+        ) from exc
+
+
 def main() -> None:
     """Entry point: expected failures print one line and a next step, not a traceback."""
     try:

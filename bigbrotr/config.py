@@ -57,6 +57,7 @@ def _default_topics() -> dict[str, TopicSettings]:
         "rejects": TopicSettings(),
         "probes": TopicSettings(),
         "sync-cursors": TopicSettings(cleanup_policy="compact"),
+        "relay-candidates": TopicSettings(cleanup_policy="compact"),
     }
 
 
@@ -206,6 +207,53 @@ class MonitorSettings(_Section):
             raise ValueError(str(exc)) from exc
 
 
+class FinderSettings(_Section):
+    """Where the finder looks for relay URLs and how patiently it probes them before giving up."""
+
+    seed_path: Path | None = Field(
+        default=Path(__file__).parent / "data" / "seed_relays.txt",
+        description="Text file of relay URLs, one a line (# starts a comment); null reads none",
+    )
+    read_events: bool = Field(
+        default=True,
+        description="Find relay URLs in archived events (kind 10002 r tags, e/p tag hints, "
+        "kind 30166 d tags) by consuming the events topic",
+    )
+    http_sources: list[str] = Field(
+        default_factory=list,
+        description="HTTP(S) URLs answering a JSON list of relay URLs",
+    )
+    http_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    http_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    http_refresh_s: float = Field(
+        default=3600.0, gt=0, description="How often the running finder asks the HTTP sources again"
+    )
+    interval_s: float = Field(
+        default=60.0, gt=0, description="Pause between two passes of the running finder"
+    )
+    probe_concurrency: int = Field(default=20, ge=1, le=1000)
+    probe_timeout_s: float = Field(
+        default=15.0, gt=0, le=300, description="Bound on one probe: connect, REQ and its answer"
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, le=100, description="Failed probes after which a candidate is retired"
+    )
+    retry_delay_s: float = Field(
+        default=600.0, gt=0, description="Wait after the first failed probe; later waits grow"
+    )
+    retry_backoff: float = Field(default=2.0, ge=1.0, le=10.0)
+    retry_max_delay_s: float = Field(default=86_400.0, gt=0)
+
+    @field_validator("http_sources")
+    @classmethod
+    def _check_http_sources(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"expected http:// or https:// URLs, got {url!r}")
+        return value
+
+
 class StreamSettings(_Section):
     """The Faust worker: its identity, local state and the validator's limits."""
 
@@ -247,6 +295,8 @@ class Settings(BaseSettings):
     streams: StreamSettings = Field(default_factory=StreamSettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+
+    finder: FinderSettings = Field(default_factory=FinderSettings)
 
     @classmethod
     def settings_customise_sources(

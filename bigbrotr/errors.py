@@ -39,3 +39,7 @@ class RegistryUnavailableError(BigBrotrError):
 
 class RelayInfoError(BigBrotrError):
     """A relay's NIP-11 information document could not be fetched or is not a usable document."""
+
+
+class SourceError(BigBrotrError):
+    """A source of relay URLs (seed file, HTTP list) could not be read: skipped, retried later."""

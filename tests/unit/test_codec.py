@@ -162,6 +162,30 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "gaps": [],
         },
     ],
+    "RelayCandidate": [
+        {
+            "url": "wss://relay.damus.io",
+            "network": "clearnet",
+            "source": "seed",
+            "discovered_at": SEEN,
+            "status": "pending",
+            "attempts": 2,
+            "updated_at": SEEN,
+            "next_attempt_at": SEEN,
+            "last_error": "connect_failed: ConnectionRefusedError",
+        },
+        {
+            "url": "wss://nos.lol",
+            "network": "clearnet",
+            "source": f"event:{EVENT['id']}",
+            "discovered_at": SEEN,
+            "status": "accepted",
+            "attempts": 0,
+            "updated_at": SEEN,
+            "next_attempt_at": None,
+            "last_error": None,
+        },
+    ],
 }
 CASES = [(name, value) for name, values in SAMPLES.items() for value in values]
 
