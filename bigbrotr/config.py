@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveInt,
     SecretStr,
     ValidationError,
     field_validator,
@@ -160,7 +161,7 @@ class ConnectorSettings(_Section):
 NetworkName = Literal["clearnet", "tor", "i2p", "loki"]
 
 
-def _default_network_bounds() -> dict[NetworkName, int]:
+def _default_network_bounds() -> dict[NetworkName, PositiveInt]:
     return {"clearnet": 16, "tor": 4, "i2p": 2, "loki": 2}
 
 
@@ -176,7 +177,7 @@ class SyncSettings(_Section):
     max_concurrent: int = Field(
         default=16, ge=1, le=10_000, description="Relays whose history is pulled at once"
     )
-    max_concurrent_per_network: dict[NetworkName, int] = Field(
+    max_concurrent_per_network: dict[NetworkName, PositiveInt] = Field(
         default_factory=_default_network_bounds,
         description="Relays pulled at once per network, under max_concurrent",
     )

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import KafkaSettings
-from bigbrotr.errors import CodecError
+from bigbrotr.errors import CodecError, TopicError
 from bigbrotr.nostr import InvalidRelayUrl, Network, normalize_relay_url
 
 log = logging.getLogger("bigbrotr.assignment")
@@ -95,7 +96,13 @@ class RelayAssignment:
         )
         self._consumer = consumer
         consumer.subscribe([self.topic], listener=_Rebalance(self))
-        await consumer.start()
+        try:
+            await consumer.start()
+        except KafkaConnectionError as exc:
+            raise TopicError(
+                f"cannot reach Kafka at {self._kafka.bootstrap_servers} ({exc}); is it running? "
+                "try `bigbrotr dev up` or check kafka.bootstrap_servers"
+            ) from exc
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=_POLL_MS)

@@ -29,12 +29,13 @@ from connectors.assignment import AssignedRelay
 from connectors.backoff import Backoff, CircuitBreaker
 from connectors.client import ClientLimits, EndReason, RelayClient
 from connectors.slots import PullSlots
-from connectors.sync import Coverage, SyncPolicy
+from connectors.sync import Coverage, Gap, SyncPolicy
 from connectors.synchronizer import load_cursor, raw_event_value, sync_relay
 
 log = logging.getLogger("bigbrotr.sync")
 
 LIVE_SOURCE = "live"
+UNSETTLED = "pulled before every event of these seconds may have reached the relay"
 MIN_CHUNK_S = 60
 _MAX_UNACKED = 500
 # How a live subscription ends when nothing is wrong: renewal time, or the per-REQ event bound.
@@ -101,14 +102,16 @@ class RelayFollower:
         self._breaker = CircuitBreaker(sync.breaker_failures, sync.breaker_cooldown_s)
         self._chunk_s = sync.first_chunk_s
         self._cursor: Coverage | None = None
+        self._edge: int | None = None
 
     async def run(self) -> None:
         loaded = full = False
         while True:
             try:
                 if not loaded:
-                    self._cursor = await load_cursor(self._settings, self.relay.url)
+                    self._cursor = await self._load_cursor()
                     self.status.resumed_from = self.status.cursor = self._cursor
+                    self._edge = None if self._cursor is None else self._cursor.complete_until
                     loaded = full = True
                 failure = await self._catch_up(full)
                 if failure is None:
@@ -123,6 +126,11 @@ class RelayFollower:
                 continue
             full = True
             await self._wait_after(failure)
+
+    async def _load_cursor(self) -> Coverage | None:
+        """Read under a pull slot: a newly assigned share starts many followers at once."""
+        async with self._context.slots.hold(self.relay.network, priority=self.priority):
+            return await load_cursor(self._settings, self.relay.url)
 
     async def _wait_after(self, failure: str) -> None:
         loop = asyncio.get_running_loop()
@@ -153,14 +161,17 @@ class RelayFollower:
         every window was answered, else why not.
         """
         cursor = self._cursor or Coverage()
+        if self._edge is not None:
+            cursor = self._cursor = reopened(cursor, self._edge)
         windows = cursor.next_windows(int(time.time()), self._settings.sync.history_since)
         if not full and cursor.span is not None:
             windows = windows[:1]
         for low, high in windows:
-            for since, until in _chunks(low, high, self._chunk_s):
+            for since, until in history_windows(low, high, self._chunk_s):
                 failure = await self._pull(since, until)
                 if failure is not None:
                     return failure
+        self._edge = None if self._cursor is None else self._cursor.complete_until
         return None
 
     async def _pull(self, since: int, until: int) -> str | None:
@@ -234,7 +245,29 @@ class RelayFollower:
         return f"live subscription ended: {result.end_reason}: {result.detail}"
 
 
-def _chunks(low: int, high: int, first: int) -> Iterator[tuple[int, int]]:
+def reopened(coverage: Coverage, second: int) -> Coverage:
+    """`coverage` with `second..complete_until` unsettled again, as a gap.
+
+    A window's newest second is pulled while events created in it may still reach the relay.
+    The cursor re-pulls its `complete_until` for that reason, but a failed pull of newer seconds
+    moves `complete_until` on; reopening from the last second a successful pull ended on keeps
+    those late events from being skipped.
+    """
+    span = coverage.span
+    if span is None or second > span[1]:
+        return coverage
+    since, until = span
+    second = max(second, since)
+    kept = [gap for gap in coverage.gaps if gap.until < second]
+    kept += [
+        Gap(gap.since, second - 1, gap.reason)
+        for gap in coverage.gaps
+        if gap.since < second <= gap.until
+    ]
+    return Coverage(since, until, (*kept, Gap(second, until, UNSETTLED)))
+
+
+def history_windows(low: int, high: int, first: int) -> Iterator[tuple[int, int]]:
     """`low..high` in windows, newest first, each twice as long as the one before."""
     size, top = first, high
     while top >= low:

@@ -81,6 +81,7 @@ class SyncService:
         try:
             await producer.start()
         except KafkaConnectionError as exc:
+            await producer.stop()
             raise TopicError(
                 f"cannot reach Kafka at {self.settings.kafka.bootstrap_servers} ({exc}); "
                 "is it running? try `bigbrotr dev up`"

@@ -309,3 +309,21 @@ async def test_sigterm_stops_the_service_promptly(
     assert process.returncode == 0, output
     assert "sync service stopped" in output
     assert took < 10.0
+
+
+async def test_without_kafka_the_service_says_so_in_one_line(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BIGBROTR_")}
+    process = await asyncio.create_subprocess_exec(
+        *BIGBROTR,
+        "sync",
+        env={**clean, "COLUMNS": "200", "BIGBROTR_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        _, stderr = await process.communicate()
+    assert process.returncode == 1
+    output = stderr.decode().strip()
+    assert output.splitlines()[-1].startswith("error: cannot reach Kafka at 127.0.0.1:9"), output
+    assert "Traceback" not in output
