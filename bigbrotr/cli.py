@@ -174,17 +174,26 @@ def worker_command(
 @app.command("sync")
 def sync_command(
     ctx: typer.Context,
-    relay: Annotated[str, typer.Argument(help="Relay URL, e.g. wss://relay.example.com")],
+    relay: Annotated[
+        str | None,
+        typer.Argument(
+            help="Relay URL, e.g. wss://relay.example.com; without it, run the service that "
+            "follows this process's share of the relays topic until stopped"
+        ),
+    ] = None,
     since: Annotated[int, typer.Option(help="Oldest second to pull (unix time).", min=0)] = 0,
     until: Annotated[
         int | None, typer.Option(help="Newest second to pull (unix time); default now.", min=0)
     ] = None,
 ) -> None:
-    """Pull one relay's history into events.raw, resuming from its cursor in sync-cursors."""
+    """Pull one relay's history into events.raw, or run the sync service for all relays."""
     import time
 
     from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
 
+    if relay is None:
+        _serve_sync(_settings(ctx))
+        return
     try:
         normalize_relay_url(relay)
     except InvalidRelayUrl as exc:
@@ -205,6 +214,31 @@ def sync_command(
         console.print(f"  [yellow]gap[/] {gap.since}..{gap.until}: {gap.reason}")
     cursor = report.cursor
     console.print(f"  complete: {cursor.complete_since}..{cursor.complete_until}")
+
+
+def _serve_sync(settings: Settings) -> None:
+    import logging
+    import signal
+
+    from connectors.sync_service import SyncService
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def serve() -> None:
+        service = SyncService(settings)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, service.stop)
+        console.print(
+            f"sync service: following the relays of group {service.group_id} "
+            f"(topic {settings.kafka.topic('relays')}); stop with Ctrl-C"
+        )
+        await service.run()
+
+    asyncio.run(serve())
+    console.print("sync service stopped")
 
 
 async def _sync_once(settings: Settings, relay: str, since: int, until: int) -> SyncReport:

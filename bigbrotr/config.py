@@ -14,7 +14,16 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -254,6 +263,74 @@ class FinderSettings(_Section):
         return value
 
 
+NetworkName = Literal["clearnet", "tor", "i2p", "loki"]
+
+
+def _default_network_bounds() -> dict[NetworkName, PositiveInt]:
+    return {"clearnet": 16, "tor": 4, "i2p": 2, "loki": 2}
+
+
+class SyncSettings(_Section):
+    """The `bigbrotr sync` service: how relays are shared, paced, retried and followed live."""
+
+    group_id: str = Field(
+        default="sync",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Consumer group on the relays topic (prefixed with kafka.topic_prefix); "
+        "processes in one group share the relays",
+    )
+    max_concurrent: int = Field(
+        default=16, ge=1, le=10_000, description="Relays whose history is pulled at once"
+    )
+    max_concurrent_per_network: dict[NetworkName, PositiveInt] = Field(
+        default_factory=_default_network_bounds,
+        description="Relays pulled at once per network, under max_concurrent",
+    )
+    priority_relays: list[str] = Field(
+        default_factory=list, description="Relay URLs served first when pull slots are scarce"
+    )
+    history_since: int = Field(default=0, ge=0, description="Oldest second to pull (unix time)")
+    first_chunk_s: int = Field(
+        default=86_400,
+        ge=60,
+        description="History is pulled newest first in windows starting this long and doubling; "
+        "the cursor is published after each, so a stop loses at most one window",
+    )
+    chunk_timeout_s: float = Field(
+        default=300.0, gt=0, description="A window still pulling after this is cancelled"
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    live_session_s: float = Field(
+        default=900.0,
+        ge=1,
+        description="A live subscription is renewed after this long: the history since it "
+        "started is pulled, so the cursor moves forward",
+    )
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=600.0, gt=0)
+    breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a relay's circuit"
+    )
+    breaker_cooldown_s: float = Field(
+        default=1800.0, gt=0, description="How long an open circuit keeps a relay undialled"
+    )
+    shutdown_timeout_s: float = Field(default=8.0, gt=0, le=60)
+
+    @field_validator("priority_relays")
+    @classmethod
+    def _normalize_priority(cls, value: list[str]) -> list[str]:
+        try:
+            return [normalize_relay_url(url) for url in value]
+        except InvalidRelayUrl as exc:
+            raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> SyncSettings:
+        if self.backoff_base_s > self.backoff_max_s:
+            raise ValueError("backoff_base_s must not exceed backoff_max_s")
+        return self
+
+
 class StreamSettings(_Section):
     """The Faust worker: its identity, local state and the validator's limits."""
 
@@ -294,6 +371,7 @@ class Settings(BaseSettings):
     dev: DevStackSettings = Field(default_factory=DevStackSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
     finder: FinderSettings = Field(default_factory=FinderSettings)

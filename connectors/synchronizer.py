@@ -29,7 +29,7 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import TopicError
 from bigbrotr.nostr import Event, Filter, InvalidEvent, normalize_relay_url, parse_event
-from connectors.client import ClientLimits, EndReason, Fetched, RelayClient
+from connectors.client import ClientLimits, EndReason, Fetched, ReceivedEvent, RelayClient
 from connectors.sync import (
     Coverage,
     Gap,
@@ -207,15 +207,20 @@ async def _publish_events(
     """Publish every received event as sent; the future is done once the broker holds them all."""
     sends = []
     for received in fetched.events:
-        value = codec.encode(
-            "RawEvent",
-            {
-                "relay_url": relay_url,
-                "seen_at": int(received.seen_at * 1000),
-                "raw": received.text.encode(),
-                "source": SOURCE,
-            },
-        )
+        value = raw_event_value(codec, relay_url, received, SOURCE)
         key = None if received.event_id is None else received.event_id.encode()
         sends.append(await producer.send(topic, value, key=key))
     return asyncio.gather(*sends)
+
+
+def raw_event_value(codec: Codec, relay_url: str, received: ReceivedEvent, source: str) -> bytes:
+    """The `events.raw` value for an event exactly as the relay sent it."""
+    return codec.encode(
+        "RawEvent",
+        {
+            "relay_url": relay_url,
+            "seen_at": int(received.seen_at * 1000),
+            "raw": received.text.encode(),
+            "source": source,
+        },
+    )
