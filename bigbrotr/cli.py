@@ -220,6 +220,7 @@ def _serve_sync(settings: Settings) -> None:
     import logging
     import signal
 
+    from connectors.max_limit import Nip11MaxLimit
     from connectors.sync_service import SyncService
 
     logging.basicConfig(
@@ -227,7 +228,7 @@ def _serve_sync(settings: Settings) -> None:
     )
 
     async def serve() -> None:
-        service = SyncService(settings)
+        service = SyncService(settings, max_limit=Nip11MaxLimit(settings))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, service.stop)
@@ -284,16 +285,16 @@ def monitor_command(
         bool, typer.Option("--once", help="Probe each relay once, print the results, and stop.")
     ] = False,
 ) -> None:
-    """Probe relays (NIP-11, NIP-66 checks, DNS, TLS, geo) and publish RelayProbe to probes."""
+    """Probe relays (NIP-11, NIP-66 checks, DNS, TLS, geo) and publish RelayProbe to probes.
+
+    With no RELAY it probes its share of the `relays` topic, shared by consumer group.
+    """
     from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
 
-    if not relays:
-        raise typer.BadParameter(
-            "name at least one relay; taking them from the relays topic is not wired yet",
-            param_hint="RELAY",
-        )
+    if once and not relays:
+        raise typer.BadParameter("--once needs the relays to probe", param_hint="RELAY")
     try:
-        urls = [normalize_relay_url(url) for url in relays]
+        urls = [normalize_relay_url(url) for url in relays or ()]
     except InvalidRelayUrl as exc:
         raise typer.BadParameter(str(exc), param_hint="RELAY") from exc
     asyncio.run(_monitor(_settings(ctx), urls, once))
@@ -303,7 +304,7 @@ async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
     from aiokafka.errors import KafkaConnectionError
 
     from bigbrotr.errors import TopicError
-    from connectors.monitor import Monitor, static_relays
+    from connectors.monitor import AssignedRelays, Monitor, static_relays
     from connectors.synchronizer import new_producer
 
     producer = new_producer(settings)
@@ -315,8 +316,14 @@ async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
             "is it running? try `bigbrotr dev up`"
         ) from exc
     try:
-        monitor = Monitor(settings, producer, static_relays(urls), on_probe=_print_probe)
-        await monitor.run(once=once)
+        if urls:
+            monitor = Monitor(settings, producer, static_relays(urls), on_probe=_print_probe)
+            await monitor.run(once=once)
+            return
+        assigned = AssignedRelays(settings)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(assigned.assignment.run())
+            tasks.create_task(Monitor(settings, producer, assigned).run())
     finally:
         await producer.stop()
 

@@ -163,6 +163,12 @@ class ConnectorSettings(_Section):
 class MonitorSettings(_Section):
     """The prober: how often and how hard relays are checked, and where its NIP-66 events go."""
 
+    group_id: str = Field(
+        default="monitor",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Consumer group on the relays topic (prefixed with kafka.topic_prefix); "
+        "monitor processes in one group share the relays",
+    )
     interval_s: float = Field(
         default=3600.0, ge=1, description="Seconds between two probes of the same relay"
     )

@@ -5,6 +5,7 @@ records to `probes`; with a key, also signed NIP-66 events to configured relays.
 probes one relay without Kafka. The relay set is any `RelaySource`, e.g. `static_relays(urls)`.
 """
 
+from connectors.monitor.assigned import AssignedRelays
 from connectors.monitor.checks import CheckResult, CheckTimeouts, SocketChecks, run_socket_checks
 from connectors.monitor.geo import GeoDatabases, geo_facts
 from connectors.monitor.nip66 import (
@@ -22,6 +23,7 @@ from connectors.monitor.service import Monitor, RelaySource, probe_config, stati
 __all__ = [
     "ANNOUNCEMENT_KIND",
     "DISCOVERY_KIND",
+    "AssignedRelays",
     "CheckResult",
     "CheckTimeouts",
     "Delivery",

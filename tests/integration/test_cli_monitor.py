@@ -51,10 +51,10 @@ def test_monitor_once_probes_and_reports(
     assert "ws://127.0.0.1:9: open FAILED, nip11 missing" in result.stdout
 
 
-def test_monitor_needs_valid_relays(env: dict[str, str], tmp_path: Path) -> None:
+def test_monitor_once_needs_valid_relays(env: dict[str, str], tmp_path: Path) -> None:
     missing = _run(["monitor", "--once"], env, tmp_path)
     assert missing.returncode == 2
-    assert "at least one relay" in missing.stderr
+    assert "--once needs the relays to probe" in missing.stderr
     malformed = _run(["monitor", "--once", "http://not-a-relay"], env, tmp_path)
     assert malformed.returncode == 2
     assert "ws:// or wss://" in malformed.stderr

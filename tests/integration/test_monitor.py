@@ -19,8 +19,15 @@ from bigbrotr.config import Settings, load_settings
 from bigbrotr.nostr import Filter, parse_event, verify
 from bigbrotr.topics import create_topics
 from connectors.client import RelayClient
-from connectors.monitor import ANNOUNCEMENT_KIND, DISCOVERY_KIND, Monitor, static_relays
+from connectors.monitor import (
+    ANNOUNCEMENT_KIND,
+    DISCOVERY_KIND,
+    AssignedRelays,
+    Monitor,
+    static_relays,
+)
 from connectors.synchronizer import new_producer
+from tests.support.announce import announce_relays
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.relays import RunningRelay, local_relay
 from tests.support.tls_front import tls_front
@@ -236,3 +243,38 @@ async def test_tls_facts_of_an_untrusted_relay(
     assert "localhost" in tls["subject_alt_names"], "facts are read even when they do not verify"
     assert probe["checks"]["open"]["ok"] is False
     assert "CERTIFICATE_VERIFY_FAILED" in probe["checks"]["open"]["error"]
+
+
+async def test_without_a_list_it_probes_its_share_of_the_relays_topic(
+    nostr_relay_history: RunningRelay,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    producer: AIOKafkaProducer,
+) -> None:
+    relay = nostr_relay_history
+    dead = "ws://127.0.0.1:9"
+    settings = monitor_settings(kafka_bootstrap, topic_prefix, [relay.host_port, "127.0.0.1:9"])
+    await announce_relays(settings, [relay.url, dead])
+    assigned = AssignedRelays(settings)
+    probed: set[str] = set()
+    both_probed = asyncio.Event()
+
+    def on_probe(record: dict[str, Any]) -> None:
+        probed.add(record["relay_url"])
+        if probed == {relay.url, dead}:
+            both_probed.set()
+
+    monitor = Monitor(settings, producer, assigned, on_probe=on_probe)
+    running = [asyncio.create_task(assigned.assignment.run()), asyncio.create_task(monitor.run())]
+    try:
+        async with asyncio.timeout(PROMPTLY):
+            await both_probed.wait()
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    assert probed == {relay.url, dead}
+    records = await probe_records(settings)
+    assert set(records) == {relay.url, dead}
+    assert records[relay.url]["checks"]["open"]["ok"]
+    assert not records[dead]["checks"]["open"]["ok"]

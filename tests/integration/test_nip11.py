@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bigbrotr.config import load_settings
 from bigbrotr.errors import RelayInfoError
+from connectors.max_limit import Nip11MaxLimit
 from connectors.nip11 import ACCEPT, fetch_nip11, info_url
 from tests.support.http_server import DOCUMENT, Nip11Server
 from tests.support.relays import RunningRelay
@@ -86,3 +88,13 @@ async def test_overlay_goes_through_the_proxy(server: Nip11Server) -> None:
 def test_info_url_maps_the_scheme() -> None:
     assert info_url("wss://Relay.Example.com/") == "https://relay.example.com/"
     assert info_url("ws://relay.example.com:8080/path/") == "http://relay.example.com:8080/path"
+
+
+async def test_max_limit_lookup_fetches_once_per_relay(server: Nip11Server) -> None:
+    settings = load_settings(connectors={"allow": [server.host_port]})
+    lookup = Nip11MaxLimit(settings)
+    assert await lookup(server.relay_url()) == DOCUMENT["limitation"]["max_limit"]
+    assert await lookup(server.relay_url()) == DOCUMENT["limitation"]["max_limit"]
+    assert len(server.requests) == 1, "the second lookup must come from the cache"
+    assert await lookup(server.relay_url("/not-json")) is None
+    assert len(server.requests) == 2
