@@ -1,23 +1,26 @@
 """Exactly-once for Faust agents that send, which faust-streaming 0.15 does not give by itself.
 
-Three gaps in its `processing_guarantee="exactly_once"` lose or duplicate records after a crash:
+Four gaps in its `processing_guarantee="exactly_once"` lose or duplicate records after a crash
+or a rebalance:
 - a send joins the transaction of its *destination* partition, and goes out with no transaction
   at all when the consumer has no metadata for the destination topic (every output topic), so
   outputs commit independently of the input offsets;
 - table changes reach their changelog from a background buffer, possibly after the transaction
   that committed the input offset;
-- offsets may commit while an agent is half-way through a record.
+- offsets may commit while an agent is half-way through a record;
+- at a rebalance, producers of partitions that stay keep transactions open across it.
 
 So: every send made while processing a record joins the transaction of that record's source
-partition (`SourceTransactions`); tables publish their changes with the record that made them
-(`RecordTable`); and a commit waits for the record in progress to finish (`RecordBoundary`).
+partition, and every producer is renewed at a rebalance (`SourceTransactions`); tables publish
+their changes with the record that made them (`RecordTable`); and a commit waits for the record
+in progress to finish (`RecordBoundary`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -70,7 +73,29 @@ class StreamApp(faust.App):
 
 
 class SourceTransactions(TransactionManager):
-    """Routes sends by the partition of the record being processed, not of the destination."""
+    """Routes sends by the partition of the record being processed, not of the destination, and
+    renews every transactional producer at each rebalance.
+
+    Faust commits what it processed before a rebalance; a transaction still open after that holds
+    output of records whose offsets were not committed, so it is aborted, whoever gets the
+    partition next. Faust would keep the producers of partitions that stay, with such
+    transactions open: their output then commits later without its offsets, and the open
+    transaction holds back the changelog's last stable offset until table recovery crashes.
+    """
+
+    _open_tids: tuple[str, ...] = ()
+
+    async def on_rebalance(
+        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
+    ) -> None:
+        await self._stop_transactions(self._open_tids)
+        self._open_tids = tuple(sorted(self._tps_to_transactional_ids(assigned)))
+        await self._start_transactions(self._open_tids)
+
+    async def _stop_transactions(self, tids: Iterable[str]) -> None:
+        for transactional_id in tids:
+            await self.producer.abort_transaction(transactional_id)
+            await self.producer.stop_transaction(transactional_id)
 
     async def send(
         self,
