@@ -23,13 +23,11 @@ from streams.records import (
     claimed_id,
     event_record,
     external_raw_record,
-    output_owed,
     reject_record,
     sighting_key,
     sighting_record,
     undecodable_record,
 )
-from streams.reprocess import load_frontier
 from streams.transactions import StreamApp
 from streams.validate import Limits, validate
 
@@ -67,7 +65,6 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
     first_seen = app.record_table("first-seen", partitions=partitions)
     sighted = app.record_table("sighted", partitions=partitions)
     rejected = app.record_table("rejected", partitions=partitions)
-    frontier = load_frontier(settings)
 
     async def send_reject(record: dict[str, Any]) -> None:
         key = (record["relay_url"] or "").encode()
@@ -76,13 +73,12 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
     async def validate_one(message_event: EventT[bytes]) -> None:
         message = message_event.message
         record_id = f"{message.partition}:{message.offset}"
-        replayable = message.offset >= frontier.get(message.partition, 0)
 
         value: bytes = message_event.value
         try:
             raw = codec.decode("RawEvent", value)
         except CodecError as exc:
-            if output_owed(rejected.get(record_id), record_id, replayable):
+            if rejected.get(record_id) is None:
                 seen_at = datetime.fromtimestamp(message.timestamp, UTC)
                 await send_reject(undecodable_record(str(exc), value, seen_at, message.topic))
                 rejected[record_id] = record_id
@@ -90,19 +86,19 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
         try:
             event = validate(raw["raw"], limits, int(time.time()))
         except InvalidEvent as error:
-            if output_owed(rejected.get(record_id), record_id, replayable):
+            if rejected.get(record_id) is None:
                 await send_reject(reject_record(error, raw))
                 rejected[record_id] = record_id
             return
         if message_event.key != event.id.encode():
             await raw_topic.send(key=event.id.encode(), value=value)
             return
-        if output_owed(first_seen.get(event.id), record_id, replayable):
+        if first_seen.get(event.id) is None:
             record = event_record(event, raw["relay_url"], raw["seen_at"])
             await events_topic.send(key=message_event.key, value=codec.encode("Event", record))
             first_seen[event.id] = record_id
         key = sighting_key(event.id, raw)
-        if output_owed(sighted.get(key), record_id, replayable):
+        if sighted.get(key) is None:
             sighting = sighting_record(event.id, raw)
             await sightings_topic.send(
                 key=message_event.key, value=codec.encode("Sighting", sighting)

@@ -8,26 +8,32 @@ or a rebalance:
 - table changes reach their changelog from a background buffer, possibly after the transaction
   that committed the input offset;
 - offsets may commit while an agent is half-way through a record;
-- at a rebalance, producers of partitions that stay keep transactions open across it.
+- at a rebalance, producers of partitions that stay keep transactions open across it;
+- table recovery takes each changelog's last stable offset from the consumer's last fetch, which
+  is -1 for a partition not fetched yet, so it skips what it should restore or stops with a
+  ConsistencyError.
 
 So: every send made while processing a record joins the transaction of that record's source
 partition, and every producer is renewed at a rebalance (`SourceTransactions`); tables publish
 their changes with the record that made them (`RecordTable`); and a commit waits for the record
-in progress to finish (`RecordBoundary`).
+in progress to finish (`RecordBoundary`); recovery asks the broker for the last stable offsets
+(`StableOffsetConsumer`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import current_event
 from faust.tables import Table
 from faust.transport.consumer import TransactionManager
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, AppT, CodecArg, FutureMessage, HeadersArg, RecordMetadata
 from faust.types.transports import TransportT
 
@@ -44,9 +50,8 @@ class RecordBoundary:
         """Hold while processing one record; its table changes are published before release."""
         async with self.lock:
             yield
-            for table in self._app.tables.values():
-                if isinstance(table, RecordTable):
-                    await table.publish_changes()
+            for table in _record_tables(self._app):
+                await table.publish_changes()
 
 
 class StreamApp(faust.App):
@@ -61,6 +66,7 @@ class StreamApp(faust.App):
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
         transport.TransactionManager = SourceTransactions  # type: ignore[misc]
+        transport.Consumer = StableOffsetConsumer  # type: ignore[misc]
         return transport
 
     def record_table(self, name: str, *, partitions: int) -> RecordTable:
@@ -70,6 +76,19 @@ class StreamApp(faust.App):
         )
         self.tables.add(table)
         return table
+
+
+class StableOffsetConsumer(aiokafka_driver.Consumer):
+    """A consumer whose table recovery reads up to the broker's current last stable offsets."""
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return _StableOffsetThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _StableOffsetThread(aiokafka_driver.AIOKafkaConsumerThread):
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        ends: Mapping[TP, int] = await self._ensure_consumer().end_offsets(partitions)
+        return ends
 
 
 class SourceTransactions(TransactionManager):
@@ -89,6 +108,8 @@ class SourceTransactions(TransactionManager):
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
     ) -> None:
         await self._stop_transactions(self._open_tids)
+        for table in _record_tables(self.app):
+            table.forget_uncommitted()
         self._open_tids = tuple(sorted(self._tps_to_transactional_ids(assigned)))
         await self._start_transactions(self._open_tids)
 
@@ -125,7 +146,27 @@ class SourceTransactions(TransactionManager):
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         async with _boundary(self.app).lock:
-            return await super().commit(offsets, start_new_transaction=start_new_transaction)
+            committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
+            if committed:
+                for table in _record_tables(self.app):
+                    group = self.app.assignor.group_for_topic(table.changelog_topic_name)
+                    table.keep_committed(
+                        tp.partition
+                        for tp in offsets
+                        if self.app.assignor.group_for_topic(tp.topic) == group
+                    )
+            return committed
+
+
+def _record_tables(app: AppT) -> list[RecordTable]:
+    return [table for table in app.tables.values() if isinstance(table, RecordTable)]
+
+
+def _record_partition() -> int:
+    event = current_event()
+    if event is None:
+        raise RuntimeError("a RecordTable is only read and written while processing a record")
+    return event.message.partition
 
 
 def _boundary(app: AppT) -> RecordBoundary:
@@ -135,11 +176,41 @@ def _boundary(app: AppT) -> RecordBoundary:
 
 
 class RecordTable(Table[str, Any]):
-    """Changelog writes are held until the record's end, then sent inside its transaction."""
+    """Changelog writes are held until the record's end, then sent inside its transaction; local
+    writes are held until that transaction commits.
+
+    So the local RocksDB copy only ever holds committed state: a transaction aborted by a crash
+    or a rebalance leaves nothing behind that would pass for output already sent.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unsent: deque[FutureMessage] = deque()
+        self._uncommitted: defaultdict[int, dict[str, Any]] = defaultdict(dict)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.on_key_set(key, value)
+        self._uncommitted[_record_partition()][key] = value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        uncommitted = self._uncommitted.get(_record_partition(), {})
+        if key in uncommitted:
+            return uncommitted[key]
+        return super().get(key, default)
+
+    def keep_committed(self, partitions: Iterable[int]) -> None:
+        """Write what records of these partitions changed, now that their transactions committed."""
+        store = cast(RocksDBStore, self.data)
+        for partition in partitions:
+            changes = self._uncommitted.pop(partition, {})
+            database = store._db_for_partition(partition)
+            for key, value in changes.items():
+                encoded = store._encode_key(key)
+                database.put(encoded, store._encode_value(value))
+                store._key_index[encoded] = partition
+
+    def forget_uncommitted(self) -> None:
+        self._uncommitted.clear()
 
     def send_changelog(
         self,

@@ -3,7 +3,7 @@
 Faust's own stop can stall (waiting on a consumer that never drains). On SIGTERM or SIGINT we ask
 it to stop and start a watchdog: past `streams.shutdown_timeout_s` the process exits hard. That is
 safe: the broker aborts the unfinished transaction and the record is processed again on the next
-start (see `streams.transactions` and `streams.records.output_owed`).
+start (see `streams.transactions`).
 """
 
 from __future__ import annotations
