@@ -28,7 +28,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import TopicError
-from bigbrotr.nostr import Event, Filter, InvalidEvent, normalize_relay_url, parse_event
+from bigbrotr.nostr import Event, Filter, InvalidEvent, event_from_object, normalize_relay_url
 from bigbrotr.producer import Producer
 from connectors.client import ClientLimits, EndReason, Fetched, ReceivedEvent, RelayClient
 from connectors.sync import (
@@ -181,12 +181,16 @@ def _windows(previous: Coverage, since: int, until: int) -> list[tuple[int, int]
 
 
 def _page(fetched: Fetched) -> Page:
-    """The planner's view of an answer: parsed events, and how many took a place unparsed."""
+    """The planner's view of an answer: parsed events, and how many took a place unparsed.
+
+    Built from the objects the client decoded, without decoding the text again; the stream
+    validator parses the text strictly.
+    """
     events: list[Event] = []
     unreadable = 0
     for received in fetched.events:
         try:
-            events.append(parse_event(received.text))
+            events.append(event_from_object(received.fields))
         except InvalidEvent:
             unreadable += 1
     result = fetched.result
