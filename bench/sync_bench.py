@@ -26,9 +26,10 @@ import websockets
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings, load_settings
 from bigbrotr.nostr import Filter
+from bigbrotr.producer import new_producer
 from bigbrotr.topics import create_topics
 from connectors.client import Fetched, RelayClient
-from connectors.synchronizer import new_producer, sync_relay
+from connectors.synchronizer import sync_relay
 from tests.support.events import BASE_TIME, make_events
 from tests.support.loader import load_events
 from tests.support.relays import RunningRelay, local_relay

@@ -243,21 +243,13 @@ def _serve_sync(settings: Settings) -> None:
 
 
 async def _sync_once(settings: Settings, relay: str, since: int, until: int) -> SyncReport:
-    from aiokafka.errors import KafkaConnectionError
-
     from bigbrotr.codec import Codec
-    from bigbrotr.errors import TopicError
+    from bigbrotr.producer import new_producer
     from connectors.sync import SyncPolicy
-    from connectors.synchronizer import load_cursor, new_producer, sync_relay
+    from connectors.synchronizer import load_cursor, sync_relay
 
     producer = new_producer(settings)
-    try:
-        await producer.start()
-    except KafkaConnectionError as exc:
-        raise TopicError(
-            f"cannot reach Kafka at {settings.kafka.bootstrap_servers} ({exc}); "
-            "is it running? try `bigbrotr dev up`"
-        ) from exc
+    await producer.start()
     try:
         return await sync_relay(
             relay,
@@ -301,20 +293,11 @@ def monitor_command(
 
 
 async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
-    from aiokafka.errors import KafkaConnectionError
-
-    from bigbrotr.errors import TopicError
+    from bigbrotr.producer import new_producer
     from connectors.monitor import AssignedRelays, Monitor, static_relays
-    from connectors.synchronizer import new_producer
 
     producer = new_producer(settings)
-    try:
-        await producer.start()
-    except KafkaConnectionError as exc:
-        raise TopicError(
-            f"cannot reach Kafka at {settings.kafka.bootstrap_servers} ({exc}); "
-            "is it running? try `bigbrotr dev up`"
-        ) from exc
+    await producer.start()
     try:
         if urls:
             monitor = Monitor(settings, producer, static_relays(urls), on_probe=_print_probe)

@@ -33,6 +33,10 @@ class TopicError(BigBrotrError):
     """Kafka topics could not be created or described."""
 
 
+class PublishError(BigBrotrError):
+    """Kafka did not take a record: the broker refused it or could not be reached in time."""
+
+
 class RegistryUnavailableError(BigBrotrError):
     """The schema registry could not be reached: transient, so retry rather than dead-letter."""
 

@@ -20,11 +20,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from aiokafka import AIOKafkaProducer
-
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.nostr import Filter
+from bigbrotr.producer import Producer
 from connectors.assignment import AssignedRelay
 from connectors.backoff import Backoff, CircuitBreaker
 from connectors.client import ClientLimits, EndReason, RelayClient
@@ -78,7 +77,7 @@ class FollowContext:
     """What every follower of one service shares."""
 
     settings: Settings
-    producer: AIOKafkaProducer
+    producer: Producer
     codec: Codec
     slots: PullSlots
     max_limit: MaxLimitLookup = no_max_limit
@@ -216,7 +215,7 @@ class RelayFollower:
         )
         topic = settings.kafka.topic("events.raw")
         producer, codec = self._context.producer, self._context.codec
-        unacked: list[asyncio.Future[object]] = []
+        unacked: list[asyncio.Future[None]] = []
         async with RelayClient(
             self.relay.url,
             limits=limits,

@@ -14,12 +14,10 @@ import contextlib
 import logging
 from collections.abc import Collection, Mapping, Sequence
 
-from aiokafka.errors import KafkaConnectionError
-
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
-from bigbrotr.errors import TopicError
 from bigbrotr.nostr import Network
+from bigbrotr.producer import new_producer
 from connectors.assignment import AssignedRelay, RelayAssignment
 from connectors.follower import (
     FollowContext,
@@ -29,7 +27,6 @@ from connectors.follower import (
     no_max_limit,
 )
 from connectors.slots import PullSlots
-from connectors.synchronizer import new_producer
 
 log = logging.getLogger("bigbrotr.sync")
 
@@ -78,14 +75,7 @@ class SyncService:
 
     async def run(self) -> None:
         producer = new_producer(self.settings)
-        try:
-            await producer.start()
-        except KafkaConnectionError as exc:
-            await producer.stop()
-            raise TopicError(
-                f"cannot reach Kafka at {self.settings.kafka.bootstrap_servers} ({exc}); "
-                "is it running? try `bigbrotr dev up`"
-            ) from exc
+        await producer.start()
         self._context = FollowContext(
             self.settings, producer, self._codec, self.slots, self._max_limit
         )

@@ -22,13 +22,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import TopicError
-from bigbrotr.nostr import Event, Filter, InvalidEvent, normalize_relay_url, parse_event
+from bigbrotr.nostr import Event, Filter, InvalidEvent, event_from_object, normalize_relay_url
+from bigbrotr.producer import Producer
 from connectors.client import ClientLimits, EndReason, Fetched, ReceivedEvent, RelayClient
 from connectors.sync import (
     Coverage,
@@ -69,19 +70,12 @@ class SyncReport:
         return () if self.pulled is None else self.pulled.gaps
 
 
-def new_producer(settings: Settings) -> AIOKafkaProducer:
-    """A producer whose writes survive a broker failover and are never duplicated by retries."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", enable_idempotence=True
-    )
-
-
 async def sync_relay(
     relay_url: str,
     *,
     since: int,
     until: int,
-    producer: AIOKafkaProducer,
+    producer: Producer,
     codec: Codec,
     settings: Settings,
     cursor: Coverage | None = None,
@@ -95,9 +89,9 @@ async def sync_relay(
 ) -> SyncReport:
     """Pull seconds `since..until` (inclusive) that `cursor` leaves open, then publish progress.
 
-    `producer` must be started (see `new_producer`). `max_limit` is the relay's NIP-11 limit;
-    `allow`, `limits` and `proxy` go to the `RelayClient`. `cap` is the previous run's
-    `SyncReport.cap`, which saves the requests that learn it again.
+    `producer` must be started (see `bigbrotr.producer.new_producer`). `max_limit` is the
+    relay's NIP-11 limit; `allow`, `limits` and `proxy` go to the `RelayClient`. `cap` is the
+    previous run's `SyncReport.cap`, which saves the requests that learn it again.
     """
     url = normalize_relay_url(relay_url)
     previous = cursor if cursor is not None else Coverage()
@@ -187,12 +181,16 @@ def _windows(previous: Coverage, since: int, until: int) -> list[tuple[int, int]
 
 
 def _page(fetched: Fetched) -> Page:
-    """The planner's view of an answer: parsed events, and how many took a place unparsed."""
+    """The planner's view of an answer: parsed events, and how many took a place unparsed.
+
+    Built from the objects the client decoded, without decoding the text again; the stream
+    validator parses the text strictly.
+    """
     events: list[Event] = []
     unreadable = 0
     for received in fetched.events:
         try:
-            events.append(parse_event(received.text))
+            events.append(event_from_object(received.fields))
         except InvalidEvent:
             unreadable += 1
     result = fetched.result
@@ -202,7 +200,7 @@ def _page(fetched: Fetched) -> Page:
 
 
 async def _publish_events(
-    producer: AIOKafkaProducer, codec: Codec, topic: str, relay_url: str, fetched: Fetched
+    producer: Producer, codec: Codec, topic: str, relay_url: str, fetched: Fetched
 ) -> asyncio.Future[Any]:
     """Publish every received event as sent; the future is done once the broker holds them all."""
     sends = []

@@ -20,12 +20,12 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError, SourceError
 from bigbrotr.nostr import Network
+from bigbrotr.producer import Producer, new_producer
 from connectors.finder.candidate import Candidate, RetryPolicy, Status, candidate_from_record
 from connectors.finder.compacted import read_table
 from connectors.finder.events import EventsReader
@@ -33,7 +33,6 @@ from connectors.finder.extract import relay_urls_in_event
 from connectors.finder.probe import ProbeResult, probe_relay
 from connectors.finder.screen import Screened, screen_url
 from connectors.finder.sources import fetch_url_list, read_seed
-from connectors.synchronizer import new_producer
 
 log = logging.getLogger("bigbrotr.finder")
 
@@ -81,7 +80,7 @@ class Finder:
         self._relays_topic = settings.kafka.topic("relays")
         self._candidates_topic = settings.kafka.topic("relay-candidates")
         self._stack = AsyncExitStack()
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: Producer | None = None
         self._http: httpx.AsyncClient | None = None
         self._events: EventsReader | None = None
         self.known: set[str] = set()
@@ -322,7 +321,7 @@ class Finder:
         else:
             self.pending.pop(updated.url, None)
 
-    def _running_producer(self) -> AIOKafkaProducer:
+    def _running_producer(self) -> Producer:
         if self._producer is None:
             raise RuntimeError(_NOT_STARTED)
         return self._producer

@@ -15,11 +15,10 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from bigbrotr.codec import Codec
 from bigbrotr.config import MonitorSettings, Settings
 from bigbrotr.nostr import Event, normalize_relay_url
+from bigbrotr.producer import Producer
 from connectors.monitor.checks import CheckTimeouts
 from connectors.monitor.geo import GeoDatabases
 from connectors.monitor.nip66 import announcement_event, discovery_event
@@ -77,7 +76,7 @@ class Monitor:
     def __init__(
         self,
         settings: Settings,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         relays: RelaySource,
         *,
         codec: Codec | None = None,

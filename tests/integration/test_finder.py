@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings, load_settings
 from bigbrotr.nostr import Event, sign_event
+from bigbrotr.producer import new_producer
 from bigbrotr.topics import create_topics
 from connectors.finder import Finder, PassReport, SkipReason
 from streams.records import event_record
@@ -189,7 +190,7 @@ async def test_relays_that_speak_nip01_are_published_once(
 
 
 async def publish_discovered(settings: Settings, url: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    producer = new_producer(settings)
     await producer.start()
     try:
         value = {"url": url, "network": "clearnet", "source": "test", "discovered_at": 0}
@@ -263,7 +264,7 @@ async def test_relays_named_in_archived_events_are_found(
     allow = host_ports([python_relay.url, rust_relay.url, auth_only_relay.url])
     settings = finder_settings(kafka_bootstrap, topic_prefix, allow)
     create_topics(settings.kafka)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = new_producer(settings)
     await producer.start()
     try:
         topic = settings.kafka.topic("events")

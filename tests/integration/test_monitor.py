@@ -12,11 +12,12 @@ from typing import Any
 
 import coincurve
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings, load_settings
 from bigbrotr.nostr import Filter, parse_event, verify
+from bigbrotr.producer import Producer, new_producer
 from bigbrotr.topics import create_topics
 from connectors.client import RelayClient
 from connectors.monitor import (
@@ -26,7 +27,6 @@ from connectors.monitor import (
     Monitor,
     static_relays,
 )
-from connectors.synchronizer import new_producer
 from tests.support.announce import announce_relays
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.relays import RunningRelay, local_relay
@@ -53,7 +53,7 @@ def monitor_settings(
 
 
 @pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+async def producer(kafka_bootstrap: str) -> AsyncIterator[Producer]:
     producer = new_producer(load_settings(kafka={"bootstrap_servers": kafka_bootstrap}))
     await producer.start()
     try:
@@ -63,7 +63,7 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def run_once(
-    settings: Settings, producer: AIOKafkaProducer, urls: list[str]
+    settings: Settings, producer: Producer, urls: list[str]
 ) -> dict[str, dict[str, Any]]:
     """Run the monitor over `urls` once; the probes it published, read back from Kafka."""
     seen: list[dict[str, Any]] = []
@@ -110,7 +110,7 @@ async def test_healthy_relay_passes_every_check(
     nostr_relay_history: RunningRelay,
     kafka_bootstrap: str,
     topic_prefix: str,
-    producer: AIOKafkaProducer,
+    producer: Producer,
 ) -> None:
     relay = nostr_relay_history
     settings = monitor_settings(kafka_bootstrap, topic_prefix, [relay.host_port])
@@ -131,7 +131,7 @@ async def test_healthy_relay_passes_every_check(
 
 
 async def test_dead_port_is_published_with_its_failures(
-    kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer
+    kafka_bootstrap: str, topic_prefix: str, producer: Producer
 ) -> None:
     url = "ws://127.0.0.1:9"
     settings = monitor_settings(kafka_bootstrap, topic_prefix, ["127.0.0.1:9"])
@@ -145,7 +145,7 @@ async def test_dead_port_is_published_with_its_failures(
 
 
 async def test_refusals_and_a_stalled_relay_are_facts(
-    kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer, hostile: HostileRelay
+    kafka_bootstrap: str, topic_prefix: str, producer: Producer, hostile: HostileRelay
 ) -> None:
     closed, stall = hostile.url_for(Behaviour.CLOSED), hostile.url_for(Behaviour.STALL)
     settings = monitor_settings(
@@ -162,7 +162,7 @@ async def test_refusals_and_a_stalled_relay_are_facts(
 
 
 async def test_key_adds_write_check_and_nip66_events_on_the_target(
-    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, producer: AIOKafkaProducer
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, producer: Producer
 ) -> None:
     with (
         local_relay(tmp_path / "probed") as probed,
@@ -206,7 +206,7 @@ async def test_tls_facts_of_a_trusted_relay(
     nostr_relay_history: RunningRelay,
     kafka_bootstrap: str,
     topic_prefix: str,
-    producer: AIOKafkaProducer,
+    producer: Producer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -233,7 +233,7 @@ async def test_tls_facts_of_an_untrusted_relay(
     nostr_relay_history: RunningRelay,
     kafka_bootstrap: str,
     topic_prefix: str,
-    producer: AIOKafkaProducer,
+    producer: Producer,
 ) -> None:
     async with tls_front(nostr_relay_history.host_port) as front:
         settings = monitor_settings(kafka_bootstrap, topic_prefix, [front.host_port])
@@ -249,7 +249,7 @@ async def test_without_a_list_it_probes_its_share_of_the_relays_topic(
     nostr_relay_history: RunningRelay,
     kafka_bootstrap: str,
     topic_prefix: str,
-    producer: AIOKafkaProducer,
+    producer: Producer,
 ) -> None:
     relay = nostr_relay_history
     dead = "ws://127.0.0.1:9"

@@ -10,16 +10,17 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from websockets.asyncio.server import ServerConnection, serve
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.nostr import Event, Filter, parse_event
+from bigbrotr.producer import Producer, new_producer
 from bigbrotr.topics import create_topics
 from connectors.client import EndReason
 from connectors.sync import Coverage, SyncPolicy
-from connectors.synchronizer import SyncReport, load_cursor, new_producer, sync_relay
+from connectors.synchronizer import SyncReport, load_cursor, sync_relay
 from tests.support.events import BASE_TIME, history, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.loader import load_events
@@ -80,7 +81,7 @@ async def low_cap_burst_relay(
 
 
 @pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+async def producer(settings: Settings) -> AsyncIterator[Producer]:
     create_topics(settings.kafka)
     producer = new_producer(settings)
     await producer.start()
@@ -91,7 +92,7 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def sync(
-    url: str, allow: str, settings: Settings, producer: AIOKafkaProducer, **kw: Any
+    url: str, allow: str, settings: Settings, producer: Producer, **kw: Any
 ) -> SyncReport:
     async with asyncio.timeout(PROMPTLY):
         return await sync_relay(
@@ -148,7 +149,7 @@ def in_gaps(coverage: Coverage, events: Sequence[Event]) -> set[str]:
 
 
 async def test_whole_history_reaches_events_raw_and_resume_repeats_only_the_edge(
-    local_relay_history: RunningRelay, settings: Settings, producer: AIOKafkaProducer
+    local_relay_history: RunningRelay, settings: Settings, producer: Producer
 ) -> None:
     """LocalRelay's cap (500) is above its 400-event second, so that second is pulled whole."""
     relay = local_relay_history
@@ -182,7 +183,7 @@ async def test_a_relay_reading_until_exclusively_is_pulled_whole(
     low_cap_nostr_relay: tuple[RunningRelay, set[str]],
     crowded_history: list[Event],
     settings: Settings,
-    producer: AIOKafkaProducer,
+    producer: Producer,
 ) -> None:
     """nostr-relay matches `created_at < until`; the planner learns it and asks one second more.
 
@@ -207,7 +208,7 @@ async def test_a_cap_below_a_crowded_second_leaves_a_visible_gap_and_nothing_els
     low_cap_burst_relay: RunningRelay,
     burst_events: list[Event],
     settings: Settings,
-    producer: AIOKafkaProducer,
+    producer: Producer,
 ) -> None:
     relay = low_cap_burst_relay
     report = await sync(relay.url, relay.host_port, settings, producer)
@@ -223,7 +224,7 @@ async def test_a_cap_below_a_crowded_second_leaves_a_visible_gap_and_nothing_els
 
 
 async def test_a_relay_flooding_garbage_ends_as_a_gap_over_the_window(
-    hostile: HostileRelay, settings: Settings, producer: AIOKafkaProducer
+    hostile: HostileRelay, settings: Settings, producer: Producer
 ) -> None:
     report = await sync(
         hostile.url_for(Behaviour.GARBAGE_FLOOD), hostile.host_port, settings, producer
@@ -239,7 +240,7 @@ async def test_a_relay_flooding_garbage_ends_as_a_gap_over_the_window(
 
 
 async def test_forged_events_are_published_exactly_as_sent(
-    hostile: HostileRelay, settings: Settings, producer: AIOKafkaProducer
+    hostile: HostileRelay, settings: Settings, producer: Producer
 ) -> None:
     report = await sync(
         hostile.url_for(Behaviour.BAD_EVENTS), hostile.host_port, settings, producer
@@ -256,7 +257,7 @@ UNREADABLE = '{"id": "not an id", "kind": "one", "content": 7}'
 
 
 async def test_event_objects_that_cannot_be_parsed_are_published_raw(
-    settings: Settings, producer: AIOKafkaProducer
+    settings: Settings, producer: Producer
 ) -> None:
     async def answer(ws: ServerConnection) -> None:
         async for frame in ws:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
-
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.nostr import classify_network, normalize_relay_url, relay_host
+from bigbrotr.producer import new_producer
 
 
 async def announce_relays(settings: Settings, urls: Iterable[str], *, source: str = "test") -> None:
     codec = Codec()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+    producer = new_producer(settings)
     await producer.start()
     try:
         for url in urls:
@@ -35,7 +34,7 @@ async def announce_relays(settings: Settings, urls: Iterable[str], *, source: st
 
 async def retire_relay(settings: Settings, url: str) -> None:
     """A tombstone: compaction forgets the relay, and whoever serves it stops."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
+    producer = new_producer(settings)
     await producer.start()
     try:
         key = normalize_relay_url(url).encode()
