@@ -28,7 +28,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupState,
+    KafkaException,
+    TopicPartition,
+)
 
 from bench.stream_load import RawLoad, build_load, fill
 from bigbrotr.codec import Codec
@@ -82,8 +88,9 @@ def bench_topics(settings: Settings) -> Iterator[None]:
         admin = new_admin(settings.kafka.bootstrap_servers)
         prefix = settings.kafka.topic_prefix
         ours = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
-        for future in admin.delete_topics(ours, operation_timeout=30).values():
-            future.result(timeout=30)
+        if ours:
+            for future in admin.delete_topics(ours, operation_timeout=30).values():
+                future.result(timeout=30)
 
 
 def _env(settings: Settings, data_dir: Path) -> dict[str, str]:
@@ -143,7 +150,11 @@ def wait_for_group(
     while time.monotonic() < deadline:
         if any(process.poll() is not None for process in processes):
             raise SystemExit("a worker died while joining its group")
-        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        try:
+            description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        except KafkaException:  # the group's coordinator is not there yet
+            time.sleep(0.5)
+            continue
         holders = [
             member
             for member in description.members
