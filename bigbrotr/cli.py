@@ -350,7 +350,7 @@ async def _find(settings: Settings, once: bool) -> None:
 
     from aiokafka.errors import KafkaConnectionError
 
-    from bigbrotr.errors import TopicError
+    from bigbrotr.topics import kafka_unreachable
     from connectors.finder import Finder
 
     try:
@@ -369,10 +369,7 @@ async def _find(settings: Settings, once: bool) -> None:
                 loop.add_signal_handler(signum, stop.set)
             await finder.run_forever(stop)
     except KafkaConnectionError as exc:
-        raise TopicError(
-            f"cannot reach Kafka at {settings.kafka.bootstrap_servers} ({exc}); "
-            "is it running? try `bigbrotr dev up`"
-        ) from exc
+        raise kafka_unreachable(settings.kafka.bootstrap_servers, exc) from exc
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import Producer as _Client
 
 from bigbrotr.config import Settings
-from bigbrotr.errors import PublishError, TopicError
+from bigbrotr.errors import PublishError
+from bigbrotr.topics import kafka_unreachable
 
 _REPORT_WAIT_S = 0.1
 _FULL_QUEUE_WAIT_S = 0.005
@@ -55,10 +56,7 @@ class Producer:
         try:
             await asyncio.to_thread(client.list_topics, timeout=timeout_s)
         except KafkaException as exc:
-            raise TopicError(
-                f"cannot reach Kafka at {self.bootstrap_servers} ({exc.args[0]}); "
-                "is it running? try `bigbrotr dev up` or check kafka.bootstrap_servers"
-            ) from exc
+            raise kafka_unreachable(self.bootstrap_servers, exc.args[0]) from exc
         self._loop = asyncio.get_running_loop()
         self._client = client
         self._stopping.clear()

@@ -22,8 +22,9 @@ from aiokafka.errors import KafkaConnectionError
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import KafkaSettings
-from bigbrotr.errors import CodecError, TopicError
+from bigbrotr.errors import CodecError
 from bigbrotr.nostr import InvalidRelayUrl, Network, normalize_relay_url
+from bigbrotr.topics import kafka_unreachable
 
 log = logging.getLogger("bigbrotr.assignment")
 
@@ -99,10 +100,7 @@ class RelayAssignment:
         try:
             await consumer.start()
         except KafkaConnectionError as exc:
-            raise TopicError(
-                f"cannot reach Kafka at {self._kafka.bootstrap_servers} ({exc}); is it running? "
-                "try `bigbrotr dev up` or check kafka.bootstrap_servers"
-            ) from exc
+            raise kafka_unreachable(self._kafka.bootstrap_servers, exc) from exc
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=_POLL_MS)
