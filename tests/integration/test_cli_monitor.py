@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_bigbrotr
 from tests.support.relays import RunningRelay
 
 pytestmark = pytest.mark.integration
-
-BIGBROTR = [sys.executable, "-c", "from bigbrotr.cli import main; main()"]
-
-
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BIGBROTR_")}
-    return subprocess.run(
-        [*BIGBROTR, *args],
-        env={**clean, "COLUMNS": "200", **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -44,25 +27,25 @@ def test_monitor_once_probes_and_reports(
 ) -> None:
     relay = nostr_relay_history
     env = {**env, "BIGBROTR_CONNECTORS__ALLOW": json.dumps([relay.host_port, "127.0.0.1:9"])}
-    assert _run(["topics", "create"], env, tmp_path).returncode == 0
-    result = _run(["monitor", "--once", relay.url, "ws://127.0.0.1:9"], env, tmp_path)
+    assert run_bigbrotr(["topics", "create"], env, tmp_path).returncode == 0
+    result = run_bigbrotr(["monitor", "--once", relay.url, "ws://127.0.0.1:9"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(rf"{re.escape(relay.url)}: open \d+ms, read \d+ms, nip11 ok", result.stdout)
     assert "ws://127.0.0.1:9: open FAILED, nip11 missing" in result.stdout
 
 
 def test_monitor_once_needs_valid_relays(env: dict[str, str], tmp_path: Path) -> None:
-    missing = _run(["monitor", "--once"], env, tmp_path)
+    missing = run_bigbrotr(["monitor", "--once"], env, tmp_path)
     assert missing.returncode == 2
     assert "--once needs the relays to probe" in missing.stderr
-    malformed = _run(["monitor", "--once", "http://not-a-relay"], env, tmp_path)
+    malformed = run_bigbrotr(["monitor", "--once", "http://not-a-relay"], env, tmp_path)
     assert malformed.returncode == 2
     assert "ws:// or wss://" in malformed.stderr
 
 
 def test_monitor_bad_key_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
     env = {**env, "BIGBROTR_MONITOR__SECRET_KEY": "nope"}
-    result = _run(["monitor", "--once", "wss://relay.example.com"], env, tmp_path)
+    result = run_bigbrotr(["monitor", "--once", "wss://relay.example.com"], env, tmp_path)
     assert result.returncode == 1
     assert "BIGBROTR_MONITOR__SECRET_KEY" in result.stderr
     assert "Traceback" not in result.stderr

@@ -7,10 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -28,6 +25,7 @@ from bigbrotr.producer import new_producer
 from bigbrotr.topics import create_topics
 from connectors.finder import Finder, PassReport, SkipReason
 from streams.records import event_record
+from tests.support.cli import run_bigbrotr
 from tests.support.events import BASE_TIME, TEST_KEYS, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.relays import RunningRelay, local_relay, nostr_relay
@@ -354,32 +352,14 @@ def test_finder_once_on_the_command_line(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, rust_relay: RunningRelay
 ) -> None:
     seed = write_seed(tmp_path, [rust_relay.url])
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BIGBROTR_")}
     env = {
-        **clean,
-        "COLUMNS": "200",
         "BIGBROTR_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
         "BIGBROTR_KAFKA__TOPIC_PREFIX": topic_prefix,
         "BIGBROTR_CONNECTORS__ALLOW": json.dumps(host_ports([rust_relay.url])),
         "BIGBROTR_FINDER__SEED_PATH": str(seed),
     }
-    command = [sys.executable, "-c", "from bigbrotr.cli import main; main()"]
-    subprocess.run(
-        [*command, "topics", "create"],
-        env=env,
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    result = subprocess.run(
-        [*command, "finder", "--once"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    created = run_bigbrotr(["topics", "create"], env, tmp_path)
+    assert created.returncode == 0, created.stderr
+    result = run_bigbrotr(["finder", "--once"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "1 new candidate(s), 1 probed, 1 accepted, 0 retired, 0 pending" in result.stdout

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from bigbrotr.topics import create_topics
 from connectors.follower import Phase
 from connectors.sync_service import SyncService
 from tests.support.announce import announce_relays
+from tests.support.cli import BIGBROTR
 from tests.support.events import BASE_TIME, TEST_KEYS, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.loader import load_events
@@ -254,9 +254,6 @@ async def test_dead_relays_open_their_circuit_without_holding_up_the_others(
             connections = stalling.connections
             await asyncio.sleep(1.0)
             assert stalling.connections == connections, "an open circuit is not dialled"
-
-
-BIGBROTR = [sys.executable, "-c", "from bigbrotr.cli import main; main()"]
 
 
 @pytest.fixture

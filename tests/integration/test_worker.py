@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from bigbrotr.config import Settings
 from bigbrotr.nostr import sign_event
 from bigbrotr.topics import create_topics
 from streams.reprocess import validator_group
+from tests.support.cli import BIGBROTR
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def start_worker(stream_settings: Settings, tmp_path: Path) -> Iterator[Any]:
         if data_dir is not None:
             env["BIGBROTR_STREAMS__DATA_DIR"] = str(data_dir)
         process = subprocess.Popen(
-            [sys.executable, "-c", "from bigbrotr.cli import main; main()", "worker", *extra],
+            [*BIGBROTR, "worker", *extra],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
