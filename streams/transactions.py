@@ -39,18 +39,21 @@ from faust.types.transports import TransportT
 
 
 class RecordBoundary:
-    """Records and commits exclude each other, so a commit never splits a record's output."""
+    """Records and commits exclude each other, so a commit never splits a record's output.
 
-    def __init__(self, app: faust.App) -> None:
-        self._app = app
+    `tables` are the app's `RecordTable`s, whose changes it publishes at each record's end.
+    """
+
+    def __init__(self) -> None:
         self.lock = asyncio.Lock()
+        self.tables: list[RecordTable] = []
 
     @asynccontextmanager
     async def record(self) -> AsyncIterator[None]:
         """Hold while processing one record; its table changes are published before release."""
         async with self.lock:
             yield
-            for table in _record_tables(self._app):
+            for table in self.tables:
                 await table.publish_changes()
 
 
@@ -61,7 +64,7 @@ class StreamApp(faust.App):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.boundary = RecordBoundary(self)
+        self.boundary = RecordBoundary()
 
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
@@ -75,6 +78,7 @@ class StreamApp(faust.App):
             self, name=name, partitions=partitions, key_type=str, beacon=self.tables.beacon
         )
         self.tables.add(table)
+        self.boundary.tables.append(table)
         return table
 
 
@@ -108,7 +112,7 @@ class SourceTransactions(TransactionManager):
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
     ) -> None:
         await self._stop_transactions(self._open_tids)
-        for table in _record_tables(self.app):
+        for table in _boundary(self.app).tables:
             table.forget_uncommitted()
         self._open_tids = tuple(sorted(self._tps_to_transactional_ids(assigned)))
         await self._start_transactions(self._open_tids)
@@ -148,7 +152,7 @@ class SourceTransactions(TransactionManager):
         async with _boundary(self.app).lock:
             committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
             if committed:
-                for table in _record_tables(self.app):
+                for table in _boundary(self.app).tables:
                     group = self.app.assignor.group_for_topic(table.changelog_topic_name)
                     table.keep_committed(
                         tp.partition
@@ -156,10 +160,6 @@ class SourceTransactions(TransactionManager):
                         if self.app.assignor.group_for_topic(tp.topic) == group
                     )
             return committed
-
-
-def _record_tables(app: AppT) -> list[RecordTable]:
-    return [table for table in app.tables.values() if isinstance(table, RecordTable)]
 
 
 def _record_partition() -> int:
