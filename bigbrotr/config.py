@@ -44,6 +44,14 @@ CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 _SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
+def _normalized_relays(urls: list[str]) -> list[str]:
+    """Relay URLs in settings are kept normalised; a bad one fails validation with its reason."""
+    try:
+        return [normalize_relay_url(url) for url in urls]
+    except InvalidRelayUrl as exc:
+        raise ValueError(str(exc)) from exc
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -216,10 +224,7 @@ class MonitorSettings(_Section):
     @field_validator("publish_relays")
     @classmethod
     def _check_publish_relays(cls, value: list[str]) -> list[str]:
-        try:
-            return [normalize_relay_url(url) for url in value]
-        except InvalidRelayUrl as exc:
-            raise ValueError(str(exc)) from exc
+        return _normalized_relays(value)
 
 
 class FinderSettings(_Section):
@@ -325,10 +330,7 @@ class SyncSettings(_Section):
     @field_validator("priority_relays")
     @classmethod
     def _normalize_priority(cls, value: list[str]) -> list[str]:
-        try:
-            return [normalize_relay_url(url) for url in value]
-        except InvalidRelayUrl as exc:
-            raise ValueError(str(exc)) from exc
+        return _normalized_relays(value)
 
     @model_validator(mode="after")
     def _check_backoff(self) -> SyncSettings:
