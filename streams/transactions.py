@@ -83,10 +83,39 @@ class StreamApp(faust.App):
 
 
 class StableOffsetConsumer(aiokafka_driver.Consumer):
-    """A consumer whose table recovery reads up to the broker's current last stable offsets."""
+    """A consumer whose table recovery reads up to the broker's current last stable offsets, and
+    whose stream partitions resume only once they are back at their committed offsets.
+
+    Faust's recovery resumes the stream partitions and only then seeks them. Records fetched in
+    between set the read offset past the seek, so the re-read records are dropped as already
+    seen: they are never processed, and the hole they leave stops every later commit of their
+    partition.
+    """
+
+    _seek_pending: bool = False
+    _held: set[TP]
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return _StableOffsetThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._seek_pending, self._held = True, set()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        if not self._seek_pending:
+            super().resume_partitions(tps)
+            return
+        changelogs = self.app.tables.changelog_topics
+        streams = {tp for tp in tps if tp.topic not in changelogs}
+        self._held |= streams
+        super().resume_partitions(set(tps) - streams)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        self._seek_pending = False
+        super().resume_partitions(self._held)
+        self._held = set()
 
 
 class _StableOffsetThread(aiokafka_driver.AIOKafkaConsumerThread):
@@ -114,6 +143,7 @@ class SourceTransactions(TransactionManager):
         await self._stop_transactions(self._open_tids)
         for table in _boundary(self.app).tables:
             table.forget_uncommitted()
+        _forget_progress(self.consumer, assigned)
         self._open_tids = tuple(sorted(self._tps_to_transactional_ids(assigned)))
         await self._start_transactions(self._open_tids)
 
@@ -160,6 +190,22 @@ class SourceTransactions(TransactionManager):
                         if self.app.assignor.group_for_topic(tp.topic) == group
                     )
             return committed
+
+
+def _forget_progress(consumer: Any, partitions: Iterable[TP]) -> None:
+    """Drop what the consumer remembers reading and acking of partitions it keeps.
+
+    Their open transactions were just aborted, so the stream goes back to the committed offsets.
+    Faust only resets this bookkeeping for revoked partitions: for kept ones a stale read offset
+    makes it drop the re-read records as already seen, and stale acks leave a hole that stops
+    every later commit of the partition, so its output stays in a transaction never committed.
+    """
+    for tp in partitions:
+        consumer._read_offset.pop(tp, None)
+        consumer._committed_offset.pop(tp, None)
+        consumer._acked.pop(tp, None)
+        consumer._acked_index.pop(tp, None)
+        consumer._gap.pop(tp, None)
 
 
 def _record_partition() -> int:
