@@ -16,6 +16,9 @@ from bigbrotr.config import Settings, config_path, load_settings, masked
 from bigbrotr.errors import BigBrotrError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from connectors.sink.run import SinkLoop
     from connectors.synchronizer import SyncReport
 
 app = typer.Typer(
@@ -370,6 +373,52 @@ async def _find(settings: Settings, once: bool) -> None:
             await finder.run_forever(stop)
     except KafkaConnectionError as exc:
         raise kafka_unreachable(settings.kafka.bootstrap_servers, exc) from exc
+
+
+def _logging(settings: Settings) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _stop_on_signals(stop: Callable[[], None], hard_exit_after_s: float) -> None:
+    """SIGTERM / SIGINT call `stop`; should stopping hang, the process exits hard after
+    `hard_exit_after_s`, which is safe: an unfinished transaction is rolled back by PostgreSQL."""
+    import os
+    import signal
+    import threading
+
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        stop()
+        timer = threading.Timer(hard_exit_after_s, os._exit, args=(3,))
+        timer.daemon = True
+        timer.start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+
+
+@app.command("sink")
+def sink_command(ctx: typer.Context) -> None:
+    """Write events, sightings, relays and probes to PostgreSQL, exactly once, until stopped.
+
+    Processes with the same sink.group_id share the partitions; each starts every partition at
+    the offset stored with the rows.
+    """
+    from connectors.sink.service import run_sink
+
+    settings = _settings(ctx)
+    _logging(settings)
+    hard_exit = settings.sink.shutdown_timeout_s + 1.5
+
+    def started(sink: SinkLoop) -> None:
+        _stop_on_signals(sink.stop, hard_exit)
+
+    asyncio.run(run_sink(settings, on_start=started))
 
 
 def main() -> None:
