@@ -45,9 +45,13 @@ def message_time(timestamp_ms: int) -> datetime:
 
 
 class RejectPublisher:
-    """Publishes each dead letter once per process (a retried batch does not repeat it)."""
+    """Publishes each dead letter once per process (a retried batch does not repeat it).
 
-    def __init__(self, producer: Producer, codec: Codec, topic: str) -> None:
+    Without a producer letters are only counted: verification's scratch replay must not add
+    dead letters to the topics it verifies.
+    """
+
+    def __init__(self, producer: Producer | None, codec: Codec, topic: str) -> None:
         self._producer = producer
         self._codec = codec
         self._topic = topic
@@ -59,6 +63,10 @@ class RejectPublisher:
         for letter in letters:
             where = (letter.topic, letter.partition, letter.offset)
             if where in self._sent:
+                continue
+            if self._producer is None:
+                self._sent.add(where)
+                self.published += 1
                 continue
             key = letter.relay_url.encode() if letter.relay_url else None
             value = self._codec.encode("Reject", reject_record(letter))

@@ -64,15 +64,20 @@ async def check_migrated(dsn: str) -> None:
 
 @asynccontextmanager
 async def sink_parts(
-    settings: Settings, dsn: str, make_source: Callable[[Database], Source]
+    settings: Settings,
+    dsn: str,
+    make_source: Callable[[Database], Source],
+    *,
+    publish_rejects: bool = True,
 ) -> AsyncIterator[SinkLoop]:
     """A ready `SinkLoop` on `dsn`; its Kafka clients and connection are closed afterwards."""
     await check_migrated(dsn)
     codec = Codec(registry=settings.kafka.schema_registry_url)
     writers = {settings.kafka.topic(n): WRITERS[n](codec) for n in settings.sink.topics}
     database = new_database(settings, dsn, list(writers.values()))
-    producer = new_producer(settings)
-    await producer.start()
+    producer = new_producer(settings) if publish_rejects else None
+    if producer is not None:
+        await producer.start()
     rejects = RejectPublisher(producer, codec, settings.kafka.topic("rejects"))
     source: Source | None = None
     try:
@@ -90,7 +95,8 @@ async def sink_parts(
         if source is not None:
             await source.close()
         await database.close()
-        await producer.stop(timeout_s=2.0)
+        if producer is not None:
+            await producer.stop(timeout_s=2.0)
 
 
 async def run_sink(settings: Settings, on_start: Callable[[SinkLoop], None] | None = None) -> None:

@@ -98,6 +98,7 @@ class Source:
             if (topic, partition) not in self.expected:
                 continue
             self.expected[(topic, partition)] = offset
+            self.reached.pop((topic, partition), None)
             start = OFFSET_BEGINNING if offset is None else offset
             await asyncio.to_thread(self._consumer.seek, TopicPartition(topic, partition, start))
         self.generation += 1
