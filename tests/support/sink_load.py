@@ -3,6 +3,7 @@ database must hold once they are written."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +42,7 @@ def probe_record(relay: str, probed_at: datetime, n: int) -> dict[str, Any]:
         "relay_url": relay,
         "network": "clearnet",
         "probed_at": probed_at,
-        "nip11": '{"name":"relay","software":"test","version":"%d"}' % (n % 3),
+        "nip11": json.dumps({"name": "relay", "software": "test", "version": n % 3}),
         "nip11_error": None,
         "checks": {"open": ok, "read": ok, "write": None},
         "dns": {"addresses": ["192.0.2.1"], "error": None},
