@@ -111,4 +111,8 @@ async def replay(
                 log.info("replay reached the end offsets it saw at start; following live")
             return not follow
 
-        return await sink.run(done)
+        def at_end() -> bool:
+            reached = sink.source.reached
+            return all(reached.get(key, -1) >= end for key, end in replay_plan.ends.items())
+
+        return await sink.run(done, at_end)

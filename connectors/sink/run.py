@@ -70,16 +70,19 @@ class SinkLoop:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    async def run(self, done: Callable[[], bool] | None = None) -> Totals:
+    async def run(
+        self, done: Callable[[], bool] | None = None, at_end: Callable[[], bool] | None = None
+    ) -> Totals:
+        """`at_end()` tells that nothing more is coming for now, so a batch need not wait."""
         while not self.stopping:
-            messages = await self._collect()
+            messages = await self._collect(at_end)
             if messages:
                 await self._write(messages)
             if done is not None and done():
                 break
         return self.totals
 
-    async def _collect(self) -> list[Any]:
+    async def _collect(self, at_end: Callable[[], bool] | None) -> list[Any]:
         """Records until the batch is full, its first record waited long enough, or a stop."""
         messages: list[Any] = []
         generation = self.source.generation
@@ -98,6 +101,8 @@ class SinkLoop:
                 deadline = time.monotonic() + self.batch_max_wait_s
             if not messages:
                 deadline = None
+            elif at_end is not None and at_end():
+                break
         return messages
 
     async def _write(self, messages: list[Any]) -> None:
