@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,15 +108,15 @@ class SinkLoop:
     async def _write(self, messages: list[Any]) -> None:
         batch = self.loader.prepare(messages)
         expected = dict(self.source.expected)
-        writing = self.database.run(lambda conn: self.loader.write(conn, batch, expected))
         try:
-            if self._stop_deadline is None:
-                await writing
-            else:
-                await asyncio.wait_for(writing, max(self._stop_deadline - time.monotonic(), 0.1))
-        except TimeoutError:
-            log.warning("stop deadline reached mid-batch: rolled back %d records", len(messages))
-            return
+            written = await self._until_stop_deadline(
+                self.database.run(lambda conn: self.loader.write(conn, batch, expected))
+            )
+            if not written:
+                log.warning(
+                    "stop deadline reached mid-batch: rolled back %d records", len(messages)
+                )
+                return
         except Fenced as exc:
             log.warning("%s; reading those partitions again from the stored offsets", exc)
             stored = await self.database.run(
@@ -132,3 +132,22 @@ class SinkLoop:
         self.totals.rejected = self.loader.rejects.published
         if self.on_batch is not None:
             self.on_batch(batch)
+
+    async def _until_stop_deadline(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` to its end unless a stop comes and its deadline passes first; then it is
+        cancelled (its transaction rolls back) and the answer is False."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            task.result()
+            return True
+        assert self._stop_deadline is not None
+        try:
+            await asyncio.wait_for(task, max(self._stop_deadline - time.monotonic(), 0.1))
+        except TimeoutError:
+            return False
+        return True

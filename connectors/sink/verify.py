@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from bigbrotr.config import Settings
+from bigbrotr.errors import SinkError
 from connectors.sink.checksum import TableChecksum, canonical_row
-from connectors.sink.database import CONNECT_TIMEOUT_S
+from connectors.sink.database import CONNECT_TIMEOUT_S, where
 from connectors.sink.databases import create_database, database_name, drop_database
 from connectors.sink.offsets import Partition, load_offsets
 from connectors.sink.replay import plan, replay
@@ -81,7 +82,10 @@ def _select(table: str) -> tuple[str, frozenset[int]]:
 
 async def database_content(dsn: str, group: str, topics: list[str]) -> Content:
     """Every table's checksum and the group's offsets, from one consistent snapshot."""
-    conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
+    try:
+        conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise SinkError(f"cannot read the database at {where(dsn)}: {exc}") from exc
     content = Content()
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -92,6 +96,10 @@ async def database_content(dsn: str, group: str, topics: list[str]) -> Content:
                 async for row in conn.cursor(query, prefetch=FETCH_ROWS):
                     total.add(canonical_row(tuple(row), json_columns))
                 content.tables[table] = total
+    except asyncpg.UndefinedTableError as exc:
+        raise SinkError(
+            f"the database at {where(dsn)} lacks a table ({exc}); run `bigbrotr migrate` on it"
+        ) from exc
     finally:
         await conn.close()
     return content

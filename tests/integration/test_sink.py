@@ -207,3 +207,28 @@ async def test_postgres_stopped_mid_load_then_started_loses_nothing(
     finally:
         await asyncio.to_thread(server.down)
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+def test_bad_arguments_and_an_unprepared_stack_get_one_line_errors(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = sink_env(settings)
+    bad_time = run_bigbrotr(["replay", "--from", "yesterday"], env, tmp_path)
+    assert bad_time.returncode == 2
+    assert "neither unix seconds nor an ISO 8601 time" in bad_time.stderr
+    both = run_bigbrotr(
+        ["replay", "--database", settings.database.url, "--fresh", "x"], env, tmp_path
+    )
+    assert both.returncode == 2
+    assert "not both" in both.stderr
+    bad_url = run_bigbrotr(["verify", "--against", "mysql://x/y"], env, tmp_path)
+    assert bad_url.returncode == 2
+    assert "postgresql://" in bad_url.stderr
+    no_topics = run_bigbrotr(["sink"], env, tmp_path)
+    assert no_topics.returncode == 1
+    assert "run `bigbrotr topics create`" in no_topics.stderr
+    assert "Traceback" not in no_topics.stderr
+    create_topics(settings.kafka)
+    not_migrated = run_bigbrotr(["sink"], env, tmp_path)
+    assert not_migrated.returncode == 1
+    assert "run `bigbrotr migrate` first" in not_migrated.stderr
