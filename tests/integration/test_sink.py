@@ -26,6 +26,7 @@ from tests.support.cli import run_bigbrotr
 from tests.support.sink import (
     assert_holds,
     end_offsets,
+    progress,
     rejects,
     sink_env,
     sink_processes,
@@ -83,6 +84,7 @@ async def test_kill_9_at_random_moments_then_sigterm_leaves_the_topics_exactly(
             await asyncio.sleep(rng.uniform(0, 0.05))
             process.send_signal(signal.SIGKILL)
             process.wait()
+            assert await progress(dsn, ends) < 1.0, "the kill came after the load, not during it"
         process = sinks.start()
         await wait_progress(dsn, ends, 0.7, within=40)
         process.send_signal(signal.SIGTERM)
