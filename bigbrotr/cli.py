@@ -12,10 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bigbrotr.config import Settings, config_path, load_settings, masked
+from bigbrotr.config import DatabaseSettings, Settings, config_path, load_settings, masked
 from bigbrotr.errors import BigBrotrError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from connectors.sink.run import SinkLoop
     from connectors.synchronizer import SyncReport
 
 app = typer.Typer(
@@ -370,6 +373,224 @@ async def _find(settings: Settings, once: bool) -> None:
             await finder.run_forever(stop)
     except KafkaConnectionError as exc:
         raise kafka_unreachable(settings.kafka.bootstrap_servers, exc) from exc
+
+
+def _logging(settings: Settings) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _stop_on_signals(stop: Callable[[], None], hard_exit_after_s: float) -> None:
+    """SIGTERM / SIGINT call `stop`; should stopping hang, the process exits hard after
+    `hard_exit_after_s`, which is safe: an unfinished transaction is rolled back by PostgreSQL."""
+    import os
+    import signal
+    import threading
+
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        stop()
+        timer = threading.Timer(hard_exit_after_s, os._exit, args=(3,))
+        timer.daemon = True
+        timer.start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+
+
+@app.command("sink")
+def sink_command(ctx: typer.Context) -> None:
+    """Write events, sightings, relays and probes to PostgreSQL, exactly once, until stopped.
+
+    Processes with the same sink.group_id share the partitions; each starts every partition at
+    the offset stored with the rows.
+    """
+    from connectors.sink.service import run_sink
+
+    settings = _settings(ctx)
+    _logging(settings)
+    hard_exit = settings.sink.shutdown_timeout_s + 1.5
+
+    def started(sink: SinkLoop) -> None:
+        _stop_on_signals(sink.stop, hard_exit)
+
+    asyncio.run(run_sink(settings, on_start=started))
+
+
+@app.command("replay")
+def replay_command(
+    ctx: typer.Context,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database", help="Replay into this existing database (URL); migrated first."
+        ),
+    ] = None,
+    fresh: Annotated[
+        str | None,
+        typer.Option(
+            "--fresh", help="Create this database on database.url's server, migrate it, fill it."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Start at records written at or after this time (unix seconds or ISO)."
+        ),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep following the topics after the end offsets.")
+    ] = False,
+) -> None:
+    """Rebuild a database from the topics, up to the end offsets seen at start (or follow)."""
+    from connectors.sink.replay import point_in_time_ms
+
+    if database is not None and fresh is not None:
+        raise typer.BadParameter("give --database or --fresh, not both")
+    try:
+        since_ms = None if since is None else point_in_time_ms(since)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--from") from exc
+    settings = _settings(ctx)
+    if database is not None:
+        try:
+            checked = DatabaseSettings(url=database)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--database") from exc
+        settings = settings.model_copy(
+            update={"database": checked.model_copy(update={"password": settings.database.password})}
+        )
+    _logging(settings)
+    asyncio.run(_replay(settings, fresh, since_ms, follow))
+
+
+async def _replay(
+    settings: Settings, fresh: str | None, since_ms: int | None, follow: bool
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from connectors.sink.database import where
+    from connectors.sink.databases import create_database
+    from connectors.sink.replay import plan, replay
+
+    dsn = settings.database.dsn()
+    if fresh is not None:
+        dsn = await create_database(dsn, fresh)
+        console.print(f"created database {fresh}")
+    replay_plan = await asyncio.to_thread(plan, settings, since_ms)
+    console.print(f"replaying {replay_plan.total} record(s) into {where(dsn)}")
+    columns = (
+        TextColumn("replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} rec/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("replay", total=max(replay_plan.total, 1), rate="-")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        def show(done: int, total: int) -> None:
+            elapsed = max(loop.time() - started, 1e-6)
+            bar.update(task, completed=done, total=max(total, 1), rate=f"{done / elapsed:,.0f}")
+
+        replaying = asyncio.ensure_future(
+            replay(settings, dsn, replay_plan, follow=follow, progress=show)
+        )
+
+        def stop() -> None:
+            replaying.cancel()  # rolls the batch in hand back; stored offsets match the rows
+
+        _stop_on_signals(stop, settings.sink.shutdown_timeout_s + 1.5)
+        try:
+            totals = await replaying
+        except asyncio.CancelledError:
+            console.print("replay stopped; run it again to start over, or `bigbrotr sink` to go on")
+            return
+    elapsed = loop.time() - started
+    console.print(
+        f"replayed {totals.records} record(s) in {elapsed:.1f} s "
+        f"({totals.records / max(elapsed, 1e-6):,.0f}/s), {totals.rejected} dead letter(s)"
+    )
+
+
+@app.command("verify")
+def verify_command(
+    ctx: typer.Context,
+    against: Annotated[
+        str | None, typer.Option("--against", help="Compare with this other database (URL).")
+    ] = None,
+    topics: Annotated[
+        bool,
+        typer.Option("--topics", help="Compare with the topics, up to the offsets stored here."),
+    ] = False,
+) -> None:
+    """Print per-table row counts and content checksums; compare them; exit 1 on a difference."""
+    if against is not None and topics:
+        raise typer.BadParameter("give --against or --topics, not both")
+    if against is not None:
+        try:
+            DatabaseSettings(url=against)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--against") from exc
+    settings = _settings(ctx)
+    if not asyncio.run(_verify(settings, against, topics)):
+        raise typer.Exit(1)
+
+
+async def _verify(settings: Settings, against: str | None, topics: bool) -> bool:
+    from connectors.sink.database import where
+    from connectors.sink.service import sink_group, sink_topics
+    from connectors.sink.verify import TABLES, database_content, differences, topics_content
+
+    group, names = sink_group(settings), sink_topics(settings)
+    dsn = settings.database.dsn()
+    mine = await database_content(dsn, group, names)
+    other = None
+    other_name = ""
+    if against is not None:
+        other, other_name = await database_content(against, group, names), where(against)
+    elif topics:
+        with console.status("replaying the topics into a scratch database..."):
+            other, other_name = await topics_content(settings, mine), "topics"
+    table = Table("table", f"rows ({where(dsn)})", "checksum")
+    if other is not None:
+        table.add_column(f"rows ({other_name})")
+        table.add_column("checksum")
+        table.add_column("")
+    differing = differences(mine, other) if other is not None else []
+    for name in TABLES:
+        cells = [name, str(mine.tables[name].rows), mine.tables[name].hex]
+        if other is not None:
+            same = name not in differing
+            cells += [
+                str(other.tables[name].rows),
+                other.tables[name].hex,
+                "[green]equal[/]" if same else "[red]DIFFERS[/]",
+            ]
+        table.add_row(*cells)
+    console.print(table, soft_wrap=True)
+    if other is None:
+        return True
+    if differing:
+        console.print(f"[red]differ:[/] {', '.join(differing)}")
+        return False
+    console.print("[green]identical[/]: every table has the same rows and checksum")
+    return True
 
 
 def main() -> None:

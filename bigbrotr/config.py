@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -363,6 +363,64 @@ class StreamSettings(_Section):
     )
 
 
+SinkTopic = Literal["events", "sightings", "relays", "probes"]
+
+
+class SinkSettings(_Section):
+    """The PostgreSQL sink and replay: what they read, how they batch, how patiently they wait."""
+
+    group_id: str = Field(
+        default="sink",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Consumer group (prefixed with kafka.topic_prefix); also the name the offsets "
+        "are stored under in sink_offsets, so replay and the sink continue each other",
+    )
+    topics: list[SinkTopic] = Field(
+        default_factory=lambda: list(get_args(SinkTopic)),
+        min_length=1,
+        description="Contract topics written to PostgreSQL",
+    )
+    batch_size: int = Field(
+        default=5000, ge=1, le=100_000, description="Records written in one transaction at most"
+    )
+    batch_max_wait_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="A batch is written at the latest this long after its first record arrived",
+    )
+    retry_base_s: float = Field(
+        default=0.5, gt=0, description="First wait after PostgreSQL failed; doubles each time"
+    )
+    retry_max_s: float = Field(default=30.0, gt=0, description="Longest wait between two tries")
+    session_timeout_s: float = Field(
+        default=10.0,
+        ge=6,
+        le=300,
+        description="A sink that stopped answering (killed, hung) loses its partitions after this",
+    )
+    shutdown_timeout_s: float = Field(
+        default=8.0,
+        gt=0,
+        le=9,
+        description="After SIGTERM the current batch is finished or rolled back within this; the "
+        "process exits by 10 s at the latest",
+    )
+
+    @field_validator("topics")
+    @classmethod
+    def _unique_topics(cls, value: list[SinkTopic]) -> list[SinkTopic]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a topic twice")
+        return value
+
+    @model_validator(mode="after")
+    def _check_retry(self) -> SinkSettings:
+        if self.retry_base_s > self.retry_max_s:
+            raise ValueError("retry_base_s must not exceed retry_max_s")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything a BigBrotr process may be configured with."""
 
@@ -381,6 +439,7 @@ class Settings(BaseSettings):
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
 
     finder: FinderSettings = Field(default_factory=FinderSettings)
 

@@ -47,3 +47,7 @@ class RelayInfoError(BigBrotrError):
 
 class SourceError(BigBrotrError):
     """A source of relay URLs (seed file, HTTP list) could not be read: skipped, retried later."""
+
+
+class SinkError(BigBrotrError):
+    """The PostgreSQL sink, replay or verification cannot go on (bad database, missing topics)."""
