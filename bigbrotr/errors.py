@@ -47,3 +47,7 @@ class RelayInfoError(BigBrotrError):
 
 class SourceError(BigBrotrError):
     """A source of relay URLs (seed file, HTTP list) could not be read: skipped, retried later."""
+
+
+class ArchiveError(BigBrotrError):
+    """The archive database could not be read (unreachable, or its tables are missing)."""
