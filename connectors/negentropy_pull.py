@@ -14,10 +14,11 @@ are too large), so it is asked again for the next window.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
-from bigbrotr.config import SyncSettings
+from bigbrotr.config import Settings, SyncSettings
 from bigbrotr.errors import ArchiveError
 from bigbrotr.nostr import Filter
 from connectors.client import (
@@ -28,7 +29,7 @@ from connectors.client import (
     Reconciliation,
     RelayClient,
 )
-from connectors.known_ids import KnownIds
+from connectors.known_ids import DatabaseKnownIds, KnownIds
 from connectors.negentropy import ItemSet
 
 Publish = Callable[[Fetched], Awaitable[None]]
@@ -135,3 +136,16 @@ def negentropy_limits(sync: SyncSettings) -> NegentropyLimits:
         answer_timeout=sync.negentropy_answer_timeout_s,
         total_timeout=sync.negentropy_timeout_s,
     )
+
+
+@asynccontextmanager
+async def negentropy_puller(settings: Settings) -> AsyncIterator[NegentropyPuller | None]:
+    """The process's puller over the archive database; None when `sync.negentropy` is off."""
+    if not settings.sync.negentropy:
+        yield None
+        return
+    known = DatabaseKnownIds(settings.database.dsn())
+    try:
+        yield NegentropyPuller(known, negentropy_limits(settings.sync))
+    finally:
+        await known.aclose()
