@@ -213,6 +213,14 @@ def sync_command(
     )
     for reason, count in sorted(report.end_reasons.items()):
         console.print(f"  requests ended by {reason}: {count}")
+    neg = report.negentropy
+    if neg is not None:
+        console.print(
+            f"  NIP-77: {neg.windows_reconciled} window(s) reconciled in {neg.rounds} round(s), "
+            f"{neg.needed} id(s) missing, {neg.fetched} fetched by id"
+        )
+        for fallback in neg.fallbacks:
+            console.print(f"  paged instead of reconciled: {fallback}")
     for gap in report.gaps:
         console.print(f"  [yellow]gap[/] {gap.since}..{gap.until}: {gap.reason}")
     cursor = report.cursor
@@ -248,24 +256,27 @@ def _serve_sync(settings: Settings) -> None:
 async def _sync_once(settings: Settings, relay: str, since: int, until: int) -> SyncReport:
     from bigbrotr.codec import Codec
     from bigbrotr.producer import new_producer
+    from connectors.negentropy_pull import negentropy_puller
     from connectors.sync import SyncPolicy
     from connectors.synchronizer import load_cursor, sync_relay
 
     producer = new_producer(settings)
     await producer.start()
     try:
-        return await sync_relay(
-            relay,
-            since=since,
-            until=until,
-            producer=producer,
-            codec=Codec(registry=settings.kafka.schema_registry_url),
-            settings=settings,
-            cursor=await load_cursor(settings, relay),
-            policy=SyncPolicy(page_size=settings.connectors.page_size),
-            allow=settings.connectors.allow,
-            proxy=settings.connectors.socks5_proxy,
-        )
+        async with negentropy_puller(settings) as negentropy:
+            return await sync_relay(
+                relay,
+                since=since,
+                until=until,
+                producer=producer,
+                codec=Codec(registry=settings.kafka.schema_registry_url),
+                settings=settings,
+                cursor=await load_cursor(settings, relay),
+                policy=SyncPolicy(page_size=settings.connectors.page_size),
+                allow=settings.connectors.allow,
+                proxy=settings.connectors.socks5_proxy,
+                negentropy=negentropy,
+            )
     finally:
         await producer.stop()
 

@@ -326,6 +326,33 @@ class SyncSettings(_Section):
         default=1800.0, gt=0, description="How long an open circuit keeps a relay undialled"
     )
     shutdown_timeout_s: float = Field(default=8.0, gt=0, le=60)
+    negentropy: bool = Field(
+        default=True,
+        description="Pull each window by NIP-77 set reconciliation against the archive's ids "
+        "where the relay speaks it, paging otherwise",
+    )
+    negentropy_frame_bytes: int = Field(
+        default=60_000,
+        ge=4096,
+        le=1 << 20,
+        description="Largest negentropy message we send (bytes before hex encoding)",
+    )
+    negentropy_max_rounds: int = Field(
+        default=64, ge=1, le=10_000, description="Reconciliation rounds per window before paging"
+    )
+    negentropy_max_ids: int = Field(
+        default=100_000,
+        ge=1,
+        description="Ids that may differ in one window; past it the window is paged instead",
+    )
+    negentropy_answer_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A relay silent this long after NEG-OPEN is taken not to speak NIP-77",
+    )
+    negentropy_timeout_s: float = Field(
+        default=120.0, gt=0, description="Bound on one window's reconciliation"
+    )
 
     @field_validator("priority_relays")
     @classmethod

@@ -51,3 +51,7 @@ class SourceError(BigBrotrError):
 
 class SinkError(BigBrotrError):
     """The PostgreSQL sink, replay or verification cannot go on (bad database, missing topics)."""
+
+
+class ArchiveError(BigBrotrError):
+    """The archive database could not be read (unreachable, or its tables are missing)."""

@@ -27,6 +27,7 @@ from bigbrotr.producer import Producer
 from connectors.assignment import AssignedRelay
 from connectors.backoff import Backoff, CircuitBreaker
 from connectors.client import ClientLimits, EndReason, RelayClient
+from connectors.negentropy_pull import NegentropyPuller
 from connectors.slots import PullSlots
 from connectors.sync import Coverage, Gap, SyncPolicy
 from connectors.synchronizer import load_cursor, raw_event_value, sync_relay
@@ -81,6 +82,7 @@ class FollowContext:
     codec: Codec
     slots: PullSlots
     max_limit: MaxLimitLookup = no_max_limit
+    negentropy: NegentropyPuller | None = None
     backoff: Backoff = field(init=False)
 
     def __post_init__(self) -> None:
@@ -193,6 +195,7 @@ class RelayFollower:
                         allow=settings.connectors.allow,
                         limits=ClientLimits(connect_timeout=sync.connect_timeout_s),
                         proxy=settings.connectors.socks5_proxy,
+                        negentropy=self._context.negentropy,
                     )
             except TimeoutError:
                 self._chunk_s = max(MIN_CHUNK_S, self._chunk_s // 4)

@@ -26,6 +26,7 @@ from connectors.follower import (
     RelayFollower,
     no_max_limit,
 )
+from connectors.negentropy_pull import NegentropyPuller, negentropy_puller
 from connectors.slots import PullSlots
 
 log = logging.getLogger("bigbrotr.sync")
@@ -74,10 +75,14 @@ class SyncService:
         self._stopping.set()
 
     async def run(self) -> None:
+        async with negentropy_puller(self.settings) as negentropy:
+            await self._run(negentropy)
+
+    async def _run(self, negentropy: NegentropyPuller | None) -> None:
         producer = new_producer(self.settings)
         await producer.start()
         self._context = FollowContext(
-            self.settings, producer, self._codec, self.slots, self._max_limit
+            self.settings, producer, self._codec, self.slots, self._max_limit, negentropy
         )
         assignment = RelayAssignment(self.settings.kafka, self.group_id, self, codec=self._codec)
         joined = asyncio.create_task(assignment.run(), name="relay assignment")

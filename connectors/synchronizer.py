@@ -1,6 +1,10 @@
 """Pulls one relay's history over a time range into `events.raw`, and records progress in
 `sync-cursors`.
 
+With a `NegentropyPuller`, each window is first reconciled with the archive's ids (NIP-77) where
+the relay speaks it, and only the ids the archive lacks are fetched (`connectors.negentropy_pull`);
+a window that method does not prove complete is paged as below.
+
 The I/O around the pure planner (`connectors.sync`): every REQ it proposes goes over one
 `RelayClient`, and every event the relay sends is published exactly as received, keyed by the id it
 claims, before the progress that proves it is written. Events that cannot even be parsed are
@@ -30,7 +34,15 @@ from bigbrotr.config import Settings
 from bigbrotr.errors import TopicError
 from bigbrotr.nostr import Event, Filter, InvalidEvent, event_from_object, normalize_relay_url
 from bigbrotr.producer import Producer
-from connectors.client import ClientLimits, EndReason, Fetched, ReceivedEvent, RelayClient
+from connectors.client import (
+    ClientLimits,
+    EndReason,
+    Fetched,
+    ReceivedEvent,
+    Reconciliation,
+    RelayClient,
+)
+from connectors.negentropy_pull import NegentropyPuller
 from connectors.sync import (
     Coverage,
     Gap,
@@ -53,6 +65,7 @@ class SyncReport:
     `pulled` is what this run settled (None when the cursor left nothing to pull); `cursor` is the
     progress published, merged with the previous one. `end_reasons` counts how each REQ ended.
     `cap` is what was learned of the relay's answers; hand it to the next run of the same relay.
+    `negentropy` says what reconciliation did (None when it was not tried).
     """
 
     relay_url: str
@@ -63,11 +76,29 @@ class SyncReport:
     cursor: Coverage
     end_reasons: Mapping[EndReason, int]
     cap: RelayCap = field(default_factory=RelayCap)
+    negentropy: NegentropyStats | None = None
 
     @property
     def gaps(self) -> tuple[Gap, ...]:
         """The seconds this run could not prove pulled, with the reason for each."""
         return () if self.pulled is None else self.pulled.gaps
+
+
+@dataclass(slots=True)
+class NegentropyStats:
+    """Per run: windows proven by reconciliation, and why the others were paged instead.
+
+    `needed` counts ids only the relay had, `fetched` the events that came for them; bytes are
+    the reconciliation messages both ways (the events fetched by id come on top).
+    """
+
+    windows_reconciled: int = 0
+    fallbacks: list[str] = field(default_factory=list)
+    rounds: int = 0
+    needed: int = 0
+    fetched: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
 
 async def sync_relay(
@@ -86,12 +117,14 @@ async def sync_relay(
     limits: ClientLimits | None = None,
     proxy: str | None = None,
     cap: RelayCap | None = None,
+    negentropy: NegentropyPuller | None = None,
 ) -> SyncReport:
     """Pull seconds `since..until` (inclusive) that `cursor` leaves open, then publish progress.
 
     `producer` must be started (see `bigbrotr.producer.new_producer`). `max_limit` is the
     relay's NIP-11 limit; `allow`, `limits` and `proxy` go to the `RelayClient`. `cap` is the
-    previous run's `SyncReport.cap`, which saves the requests that learn it again.
+    previous run's `SyncReport.cap`, which saves the requests that learn it again. `negentropy`
+    (one per process) reconciles each window first where the relay speaks NIP-77.
     """
     url = normalize_relay_url(relay_url)
     previous = cursor if cursor is not None else Coverage()
@@ -104,18 +137,38 @@ async def sync_relay(
     # The broker acknowledges one page while the relay sends the next; all before the cursor.
     delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     delivered.set_result(None)
+    stats = None if negentropy is None else NegentropyStats()
+
+    async def publish(fetched: Fetched) -> None:
+        nonlocal delivered, published
+        await delivered
+        delivered = await _publish_events(producer, codec, events_topic, url, fetched)
+        published += len(fetched.events)
+
     async with RelayClient(url, allow=allow, limits=limits, proxy=proxy) as client:
         for low, high in windows:
+            if negentropy is not None and stats is not None:
+                chunk = _page_limit(policy, max_limit)
+                window = await negentropy.pull(
+                    client, low, high, base=base, chunk=chunk, publish=publish
+                )
+                requests += window.requests
+                end_reasons.update(window.end_reasons)
+                _count(stats, window.reconciliation, window.fetched)
+                if window.proved:
+                    stats.windows_reconciled += 1
+                    proved = Coverage(low, high)
+                    pulled = proved if pulled is None else pulled.merge(proved)
+                    continue
+                stats.fallbacks.append(f"{low}..{high}: {window.reason}")
             planner = WindowPlanner(
                 low, high, policy=policy, base=base, max_limit=max_limit, cap=cap
             )
             while (flt := planner.next_request()) is not None:
                 fetched = await client.fetch([flt])
                 end_reasons[fetched.result.end_reason] += 1
-                await delivered
-                delivered = await _publish_events(producer, codec, events_topic, url, fetched)
+                await publish(fetched)
                 page = _page(fetched)
-                published += len(fetched.events)
                 unreadable += page.unreadable
                 planner.record(page)
             requests += planner.requests
@@ -123,12 +176,21 @@ async def sync_relay(
             pulled = planner.coverage if pulled is None else pulled.merge(planner.coverage)
     await delivered
     merged = previous if pulled is None else previous.merge(pulled)
-    record = cursor_record(url, merged, updated_at_ms=int(time.time() * 1000))
+    method = "negentropy" if negentropy is not None and negentropy.supports(url) else "bisection"
+    record = cursor_record(url, merged, updated_at_ms=int(time.time() * 1000), method=method)
     await producer.send_and_wait(
         settings.kafka.topic("sync-cursors"), codec.encode("SyncCursor", record), key=url.encode()
     )
     return SyncReport(
-        url, requests, published, unreadable, pulled, merged, dict(end_reasons), cap=cap
+        url,
+        requests,
+        published,
+        unreadable,
+        pulled,
+        merged,
+        dict(end_reasons),
+        cap=cap,
+        negentropy=stats,
     )
 
 
@@ -168,6 +230,21 @@ async def load_cursor(settings: Settings, relay_url: str) -> Coverage | None:
     finally:
         await consumer.stop()
     return None if latest is None else coverage_from_record(codec.decode("SyncCursor", latest))
+
+
+def _page_limit(policy: SyncPolicy | None, max_limit: int | None) -> int:
+    """Events asked for per request: the page size, lowered by the relay's NIP-11 limit."""
+    limit = (policy or SyncPolicy()).page_size
+    return min(limit, max_limit) if max_limit is not None and max_limit >= 1 else limit
+
+
+def _count(stats: NegentropyStats, reconciliation: Reconciliation | None, fetched: int) -> None:
+    if reconciliation is not None:
+        stats.rounds += reconciliation.rounds
+        stats.needed += len(reconciliation.need)
+        stats.bytes_sent += reconciliation.bytes_sent
+        stats.bytes_received += reconciliation.bytes_received
+    stats.fetched += fetched
 
 
 def _windows(previous: Coverage, since: int, until: int) -> list[tuple[int, int]]:

@@ -1,4 +1,5 @@
-"""Relay-to-client messages (NIP-01, NIP-42) read from websocket frames, strictly and without I/O.
+"""Relay-to-client messages (NIP-01, NIP-42, NIP-77) read from websocket frames, strictly and
+without I/O.
 
 An EVENT keeps the exact text of its event object as the relay sent it: the archive stores what
 relays served, so the object is sliced out of the frame instead of being re-serialised. Anything a
@@ -28,7 +29,7 @@ _EVENT_HEAD = re.compile(
     r'[ \t\n\r]*\[[ \t\n\r]*"EVENT"[ \t\n\r]*,[ \t\n\r]*"(?:[^"\\]|\\.)*"[ \t\n\r]*,[ \t\n\r]*'
 )
 _SAMPLE_CHARS = 80
-_OTHER_KINDS = frozenset({"EOSE", "CLOSED", "NOTICE", "AUTH", "OK"})
+_OTHER_KINDS = frozenset({"EOSE", "CLOSED", "NOTICE", "AUTH", "OK", "NEG-MSG", "NEG-ERR"})
 
 
 def _no_constant(name: str) -> Any:
@@ -83,13 +84,39 @@ class OkFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class NegMsgFrame:
+    """`["NEG-MSG", sub, hex]`: one negentropy message; `message` is the hex text as sent."""
+
+    subscription_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NegErrFrame:
+    """`["NEG-ERR", sub, reason]`: the relay ended (or refused) a reconciliation."""
+
+    subscription_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Garbage:
     """A frame that is not a relay message we understand; `detail` says why."""
 
     detail: str
 
 
-RelayMessage = EventFrame | EoseFrame | ClosedFrame | NoticeFrame | AuthFrame | OkFrame | Garbage
+RelayMessage = (
+    EventFrame
+    | EoseFrame
+    | ClosedFrame
+    | NoticeFrame
+    | AuthFrame
+    | OkFrame
+    | NegMsgFrame
+    | NegErrFrame
+    | Garbage
+)
 
 
 class _MalformedArrayError(ValueError):
@@ -200,6 +227,10 @@ def _other(kind: str, values: list[Any]) -> RelayMessage | None:
         return NoticeFrame(first)
     if kind == "AUTH":
         return AuthFrame(first)
+    if kind in ("NEG-MSG", "NEG-ERR"):
+        if type(second) is not str:
+            return None
+        return NegMsgFrame(first, second) if kind == "NEG-MSG" else NegErrFrame(first, second)
     if kind == "CLOSED":
         if second is None or type(second) is str:
             return ClosedFrame(first, second or "")

@@ -1,7 +1,8 @@
 """A TCP forwarder on loopback that a test can cut and restore, to drop a relay's connections.
 
 Cutting aborts every open connection and stops listening (new dials are refused), as a relay
-restart or a network outage looks to a client; restoring listens on the same port again.
+restart or a network outage looks to a client; restoring listens on the same port again. It
+counts the bytes it forwards each way, which is what a client's traffic costs on the wire.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -22,6 +24,8 @@ class CuttableProxy:
         self.target = (target_host, target_port)
         self.port = free_port()
         self.connections = 0
+        self.bytes_to_target = 0
+        self.bytes_from_target = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -63,16 +67,28 @@ class CuttableProxy:
             return
         self._writers.update({writer, upstream_writer})
         try:
-            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+            await asyncio.gather(
+                _pipe(reader, upstream_writer, self._count_to_target),
+                _pipe(upstream_reader, writer, self._count_from_target),
+            )
         finally:
             for end in (writer, upstream_writer):
                 self._writers.discard(end)
                 end.transport.abort()
 
+    def _count_to_target(self, size: int) -> None:
+        self.bytes_to_target += size
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _count_from_target(self, size: int) -> None:
+        self.bytes_from_target += size
+
+
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: Callable[[int], None]
+) -> None:
     with contextlib.suppress(OSError):
         while chunk := await reader.read(_CHUNK):
+            count(len(chunk))
             writer.write(chunk)
             await writer.drain()
     writer.transport.abort()

@@ -16,6 +16,8 @@ from connectors.client import (
     EoseFrame,
     EventFrame,
     Garbage,
+    NegErrFrame,
+    NegMsgFrame,
     NoticeFrame,
     OkFrame,
     parse_frame,
@@ -184,3 +186,19 @@ def test_malformed_frames_are_garbage_with_a_reason(frame: str, because: str) ->
 
 def test_binary_frames_are_garbage() -> None:
     assert parse_frame(b'["EOSE","sub"]') == Garbage("binary frame of 14 bytes")
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        ('["NEG-MSG","n1","6100"]', NegMsgFrame("n1", "6100")),
+        ('["NEG-ERR","n1","blocked: too big"]', NegErrFrame("n1", "blocked: too big")),
+    ],
+)
+def test_nip77_messages_are_read(frame: str, expected: object) -> None:
+    assert parse_frame(frame) == expected
+
+
+@pytest.mark.parametrize("frame", ['["NEG-MSG","n1"]', '["NEG-MSG","n1",97]', '["NEG-ERR",1,"x"]'])
+def test_malformed_nip77_messages_are_garbage(frame: str) -> None:
+    assert isinstance(parse_frame(frame), Garbage)

@@ -22,6 +22,9 @@ def test_priority_relays_are_normalised_like_the_relays_topic_keys() -> None:
         ({"max_concurrent": 0}, "sync.max_concurrent"),
         ({"max_concurrent_per_network": {"tor": 0}}, "sync.max_concurrent_per_network.tor"),
         ({"group_id": "has space"}, "sync.group_id"),
+        ({"negentropy_frame_bytes": 4095}, "sync.negentropy_frame_bytes"),
+        ({"negentropy_max_rounds": 0}, "sync.negentropy_max_rounds"),
+        ({"negentropy_answer_timeout_s": 0}, "sync.negentropy_answer_timeout_s"),
     ],
 )
 def test_bad_sync_settings_are_refused_with_the_key(sync: dict[str, object], expected: str) -> None:
