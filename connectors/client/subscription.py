@@ -1,7 +1,10 @@
 """One REQ on a relay connection, driven as an async iterator that always ends with a reason.
 
-Every wait runs under a deadline (`asyncio.timeout_at`), so a relay that stalls, drips, floods or
-sends garbage ends the subscription with an `EndReason` instead of hanging it or raising. After a
+Every wait runs under a deadline, so a relay that stalls, drips, floods or sends garbage ends the
+subscription with an `EndReason` instead of hanging it or raising. Dialling and sending run under
+`asyncio.timeout_at`; receiving, once per frame, is watched by one timer instead, which re-arms
+itself only when it fires and aborts the socket once the idle or total deadline has passed (a
+timeout context per frame cost as much as the rest of the client's work on a frame). After a
 failure the socket is aborted; the next subscription on the client dials again.
 """
 
@@ -77,6 +80,8 @@ class Subscription:
         self._auth_retried = False
         self._awaiting_auth = False
         self._authenticated = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._expired: tuple[EndReason, str] | None = None
 
     @property
     def result(self) -> SubscriptionResult:
@@ -117,6 +122,8 @@ class Subscription:
                 self._req_sent = self._loop.time()
                 self._last_message = self._req_sent
                 await self._send(self._req)
+                if self._end is None:
+                    self._watchdog = self._loop.call_at(self._due(), self._watch)
         except BaseException:
             self._client.drop()
             self._client._release()
@@ -175,22 +182,14 @@ class Subscription:
 
     async def _receive(self) -> str | bytes | None:
         """The next frame, or None once a deadline, the socket or the rate limit ended us."""
-        waiting_for_eose = not self._live or self._eose_ms is None
-        idle_at = self._last_message + self._limits.idle_timeout
-        timeout_at = min(self._deadline, idle_at) if waiting_for_eose else self._deadline
-        try:
-            async with asyncio.timeout_at(timeout_at):
+        if self._expired is None:
+            try:
                 frame = await self._client._socket.recv()
-        except TimeoutError:
-            if timeout_at >= self._deadline:
-                total = self._limits.total_timeout
-                await self._finish(EndReason.TOTAL_TIMEOUT, f"still running after {total}s")
-            else:
-                idle = self._limits.idle_timeout
-                await self._finish(EndReason.IDLE_TIMEOUT, f"no message for {idle}s")
-            return None
-        except ConnectionClosed as exc:
-            await self._closed_socket(exc)
+            except ConnectionClosed as exc:
+                await self._closed_socket(exc)
+                return None
+        if self._expired is not None:
+            await self._finish(*self._expired)
             return None
         now = self._loop.time()
         self._last_message = now
@@ -199,6 +198,32 @@ class Subscription:
             await self._finish(EndReason.RATE_LIMITED, f"more than {rate:g} messages per second")
             return None
         return frame
+
+    def _due(self) -> float:
+        """When waiting for the next message must end: the total deadline, and until EOSE (for
+        ever in history mode) also `idle_timeout` after the last message.
+        """
+        if self._live and self._eose_ms is not None:
+            return self._deadline
+        return min(self._deadline, self._last_message + self._limits.idle_timeout)
+
+    def _watch(self) -> None:
+        """Timer callback: re-arm while messages keep arriving, else abort the socket so that
+        the pending receive ends and `_receive` records which deadline passed.
+        """
+        now, due = self._loop.time(), self._due()
+        if now < due:
+            self._watchdog = self._loop.call_at(due, self._watch)
+            return
+        self._watchdog = None
+        if due >= self._deadline:
+            total = self._limits.total_timeout
+            self._expired = (EndReason.TOTAL_TIMEOUT, f"still running after {total}s")
+        else:
+            idle = self._limits.idle_timeout
+            self._expired = (EndReason.IDLE_TIMEOUT, f"no message for {idle}s")
+        if self._client.connected:
+            self._client._socket.transport.abort()
 
     async def _handle(self, message: RelayMessage) -> ReceivedEvent | None:
         match message:
@@ -274,7 +299,9 @@ class Subscription:
             await self._finish(EndReason.PROTOCOL_ERROR, f"more than {limit} bad frames: {detail}")
 
     async def _closed_socket(self, exc: ConnectionClosed) -> None:
-        if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+        if self._expired is not None:
+            await self._finish(*self._expired)
+        elif exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
             limit = self._limits.max_frame_bytes
             await self._finish(EndReason.TOO_LARGE, f"a message exceeded {limit} bytes")
         else:
@@ -314,6 +341,9 @@ class Subscription:
             self._end = (reason, detail)
             self._ended_at = self._loop.time()
             self._authenticated = self._client.auth.authenticated
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
 
     def _since_req(self) -> float:
         return _ms(self._loop.time() - self._req_sent)
