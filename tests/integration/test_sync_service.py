@@ -21,6 +21,7 @@ from bigbrotr.nostr import sign_event
 from bigbrotr.topics import create_topics
 from connectors.follower import Phase
 from connectors.sync_service import SyncService
+from connectors.synchronizer import load_cursor
 from tests.support.announce import announce_relays
 from tests.support.cli import BIGBROTR
 from tests.support.events import BASE_TIME, TEST_KEYS, make_events
@@ -29,7 +30,7 @@ from tests.support.loader import load_events
 from tests.support.raw_topic import RawTail
 from tests.support.relays import RunningRelay, local_relay
 from tests.support.tcp_proxy import CuttableProxy
-from tests.support.waiting import until
+from tests.support.waiting import until, until_answered
 
 pytestmark = pytest.mark.integration
 
@@ -308,6 +309,108 @@ async def test_sigterm_stops_the_service_promptly(
     assert process.returncode == 0, output
     assert "sync service stopped" in output
     assert took < 10.0
+
+
+class SyncProcess:
+    """A `bigbrotr sync` process; `following` is the relays its log says it follows now."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.following: set[str] = set()
+        self.output: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, env: dict[str, str], cwd: Path) -> SyncProcess:
+        process = await asyncio.create_subprocess_exec(
+            *BIGBROTR,
+            "sync",
+            env=env,
+            cwd=cwd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        return cls(process)
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            line = raw.decode().rstrip()
+            self.output.append(line)
+            if " bigbrotr.sync: following " in line:
+                self.following.add(line.rsplit(" ", 1)[1])
+            elif " bigbrotr.sync: stopped following " in line:
+                self.following -= set(line.split(" stopped following ", 1)[1].split())
+
+    async def stop(self) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            code = await self.process.wait()
+            await self._reader
+        return code
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+
+
+async def history_settled(settings: Settings, url: str) -> bool:
+    cursor = await load_cursor(settings, url)
+    return cursor is not None and cursor.span is not None and cursor.span[0] <= BASE_TIME
+
+
+async def test_two_sync_processes_share_the_relays_and_one_takes_over_from_the_cursors(
+    fleet: Fleet, settings: Settings, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    create_topics(settings.kafka)
+    await announce_relays(settings, fleet.urls)
+    everything = set(fleet.urls)
+    history = {
+        url: {event.id for event in make_events(EVENTS_PER_RELAY, label=f"service relay {n}")}
+        for n, url in enumerate(fleet.urls)
+    }
+    processes: list[SyncProcess] = []
+    try:
+        async with RawTail(settings) as tail:
+            for _ in range(2):
+                processes.append(await SyncProcess.start(cli_env, tmp_path))
+            first, second = processes
+            await until(
+                lambda: (
+                    first.following | second.following == everything
+                    and all(tail.ids(url) == fleet.held[url] for url in everything)
+                    and sum("assigned partitions" in line for line in first.output) >= 1
+                    and sum("assigned partitions" in line for line in second.output) >= 1
+                ),
+                "two processes split the relays and publish every relay's history",
+            )
+            assert not first.following & second.following, "each relay is served by one"
+            for url in everything:  # the cursor follows the window's events onto Kafka
+                await until_answered(
+                    lambda url=url: history_settled(settings, url), f"{url}'s cursor settles"
+                )
+
+            leaving, staying = sorted(processes, key=lambda p: len(p.following), reverse=True)
+            moved = set(leaving.following)
+            assert moved
+            takeover = len(tail.records)
+            assert await leaving.stop() == 0, "\n".join(leaving.output)
+            await until(
+                lambda: staying.following == everything, "the other process takes every relay"
+            )
+            new_ids = set(await fleet.publish(sorted(moved)[0], 3, "after process takeover"))
+            await until(lambda: new_ids <= tail.ids(), "the new owner publishes new events")
+            again = {r.event_id for r in tail.records[takeover:] if r.relay_url in moved}
+            for url in moved:
+                assert not again & history[url], "the new owner resumes from the cursor"
+            for url in everything:
+                assert tail.ids(url) == fleet.held[url]
+    finally:
+        for process in processes:
+            process.kill()
+        for process in processes:
+            await process.process.wait()
 
 
 async def test_without_kafka_the_service_says_so_in_one_line(tmp_path: Path) -> None:
