@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 from bigbrotr.config import Settings, load_settings
-from bigbrotr.nostr import sign_event
+from bigbrotr.nostr import Filter, sign_event
 from bigbrotr.topics import create_topics
+from connectors.client import RelayClient, Subscription
 from connectors.follower import Phase
+from connectors.max_limit import Nip11MaxLimit
 from connectors.sync_service import SyncService
 from connectors.synchronizer import load_cursor
 from tests.support.announce import announce_relays
@@ -28,7 +30,7 @@ from tests.support.events import BASE_TIME, TEST_KEYS, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.loader import load_events
 from tests.support.raw_topic import RawTail
-from tests.support.relays import RunningRelay, local_relay
+from tests.support.relays import LOW_CAP, RunningRelay, local_relay
 from tests.support.tcp_proxy import CuttableProxy
 from tests.support.waiting import until, until_answered
 
@@ -218,6 +220,39 @@ async def test_after_a_cut_the_gap_is_back_filled(fleet: Fleet, settings: Settin
             await until(lambda: live(service, {url}), "the relay is followed live again")
             assert "connect_failed" in service.statuses[url].last_error
             assert tail.ids(url) == fleet.held[relay.url]
+
+
+async def test_pages_follow_the_relays_nip11_max_limit(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LocalRelay capped at LOW_CAP, behind a front that advertises that cap in NIP-11: every
+    history REQ asks for at most LOW_CAP events, not the configured page of 500.
+    """
+    asked: list[Filter] = []
+    subscribe = RelayClient.subscribe
+
+    def recording(client: RelayClient, filters: Sequence[Filter], **kw: Any) -> Subscription:
+        asked.extend(filters)
+        return subscribe(client, filters, **kw)
+
+    monkeypatch.setattr(RelayClient, "subscribe", recording)
+    nip11 = {"name": "capped", "limitation": {"max_limit": LOW_CAP}}
+    with local_relay(tmp_path / "capped", max_limit=LOW_CAP) as relay:
+        held = await load_events(relay.url, make_events(3 * LOW_CAP, label="nip-11 capped"))
+        port = int(relay.host_port.rsplit(":", 1)[1])
+        async with CuttableProxy(port, nip11=nip11) as front:
+            url = f"ws://{front.host_port}"
+            config = service_settings(settings, [front.host_port])
+            create_topics(config.kafka)
+            await announce_relays(config, [url])
+            service = SyncService(config, max_limit=Nip11MaxLimit(config))
+            async with RawTail(config) as tail, running(service):
+                await until(lambda: live(service, {url}), "the relay is followed live")
+                await until(lambda: tail.ids(url) == held, "the whole history is published")
+    history = [flt for flt in asked if flt.until is not None]
+    assert history, "history was pulled"
+    assert all(flt.limit is not None and flt.limit <= LOW_CAP for flt in history)
+    assert any(flt.limit == LOW_CAP for flt in history)
 
 
 async def test_dead_relays_open_their_circuit_without_holding_up_the_others(
