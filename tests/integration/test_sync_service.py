@@ -255,6 +255,45 @@ async def test_pages_follow_the_relays_nip11_max_limit(
     assert any(flt.limit == LOW_CAP for flt in history)
 
 
+async def test_a_pull_past_its_chunk_timeout_is_cancelled_with_its_socket(
+    settings: Settings,
+) -> None:
+    """A relay dripping events forever holds the pull until `chunk_timeout_s` cancels it; the
+    socket goes with it, so the relay stops sending.
+    """
+    events = make_events(100, label="drip")  # 5 s of dripping, well past the 1 s bound
+    async with HostileRelay(events, drip_interval=0.05) as dripping:
+        url = dripping.url_for(Behaviour.SLOW_DRIP)
+        config = service_settings(
+            settings,
+            [dripping.host_port],
+            chunk_timeout_s=1,
+            breaker_failures=1,
+            breaker_cooldown_s=600,
+        )
+        create_topics(config.kafka)
+        await announce_relays(config, [url])
+        service = SyncService(config)
+        async with running(service):
+            await until(
+                lambda: url in service.statuses and service.statuses[url].phase is Phase.HISTORY,
+                "the pull starts",
+            )
+            started = time.monotonic()
+            await until(
+                lambda: service.statuses[url].phase is Phase.CIRCUIT_OPEN, "the pull is cancelled"
+            )
+            took = time.monotonic() - started
+            assert "took over 1s" in service.statuses[url].last_error
+            await asyncio.sleep(0.3)
+            sent = len(dripping.sent_events)
+            assert sent < len(events) - 20, "the relay would still be dripping"
+            await asyncio.sleep(0.6)
+            assert len(dripping.sent_events) == sent, "the cancelled pull's socket is closed"
+            assert dripping.connections == 1
+    assert 0.9 < took < 3.0
+
+
 async def test_dead_relays_open_their_circuit_without_holding_up_the_others(
     fleet: Fleet, settings: Settings
 ) -> None:
