@@ -146,10 +146,14 @@ async def main(count: int, rounds: int, profile_path: Path | None) -> float:
         for number in range(1, rounds + 1):
             # The broker is still writing what the last pull sent; the ceiling must not pay it.
             await asyncio.sleep(SETTLE_S)
-            bare = await bare_run(relay.url, asked)
+            before = await bare_run(relay.url, asked)
             sync, again = await synchronizer_run(relay, settings, profile)
             if [list(filters) for filters in again] != [list(filters) for filters in asked]:
                 raise SystemExit("the synchronizer sent other REQs than the ceiling replayed")
+            await asyncio.sleep(SETTLE_S)
+            after = await bare_run(relay.url, asked)
+            # The machine's load moves within a round too: the round's ceiling is the faster.
+            bare = max(before, after, key=lambda rate: rate.per_second)
             syncs.append(sync)
             bares.append(bare)
             print(
