@@ -107,9 +107,8 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
 
     @app.agent(raw_topic, name="validate")
     async def validate_raw(stream: faust.StreamT[bytes]) -> None:
-        async for message_event in stream.events():
-            async with app.boundary.record():
-                await validate_one(message_event)
+        async for message_event in app.boundary.each(stream):
+            await validate_one(message_event)
 
     for external in settings.streams.external_topics:
         _bridge_external(app, external, raw_topic, codec)
@@ -122,9 +121,8 @@ def _bridge_external(app: StreamApp, name: str, raw_topic: faust.TopicT, codec: 
 
     @app.agent(source, name=f"external-{name}")
     async def bridge(stream: faust.StreamT[bytes]) -> None:
-        async for message_event in stream.events():
+        async for message_event in app.boundary.each(stream):
             seen_at = datetime.fromtimestamp(message_event.message.timestamp, UTC)
             value: bytes = message_event.value or b""
             record = external_raw_record(value, name, seen_at)
-            async with app.boundary.record():
-                await raw_topic.send(key=claimed_id(value), value=codec.encode("RawEvent", record))
+            await raw_topic.send(key=claimed_id(value), value=codec.encode("RawEvent", record))

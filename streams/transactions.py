@@ -28,6 +28,7 @@ broker for the last stable offsets, and stream partitions resume only after thei
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -40,27 +41,56 @@ from faust.streams import current_event
 from faust.tables import Table
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, AppT, CodecArg, FutureMessage, HeadersArg, RecordMetadata
+from faust.types import TP, AppT, CodecArg, EventT, FutureMessage, HeadersArg, RecordMetadata
 from faust.types.transports import TransportT
+
+from streams.progress import Admission, Progress, hole_is_empty
+
+log = logging.getLogger("bigbrotr.worker")
 
 
 class RecordBoundary:
     """Records and commits exclude each other, so a commit never splits a record's output.
 
-    `tables` are the app's `RecordTable`s, whose changes it publishes at each record's end.
+    `tables` are the app's `RecordTable`s, whose changes it publishes at each record's end;
+    `progress` is how far each partition was processed, which is what commits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
         self.lock = asyncio.Lock()
         self.tables: list[RecordTable] = []
+        self.progress = Progress()
+        self._bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
+
+    async def each(self, stream: faust.StreamT[Any]) -> AsyncIterator[EventT[Any]]:
+        """The stream's events in offset order, each processed under the boundary's lock."""
+        async for event in stream.events():
+            if await self._admit(event.message.tp, event.message.offset):
+                async with self.record(event):
+                    yield event
 
     @asynccontextmanager
-    async def record(self) -> AsyncIterator[None]:
+    async def record(self, event: EventT[Any]) -> AsyncIterator[None]:
         """Hold while processing one record; its table changes are published before release."""
         async with self.lock:
             yield
             for table in self.tables:
                 await table.publish_changes()
+            self.progress.done(event.message.tp, event.message.offset)
+
+    async def _admit(self, tp: TP, offset: int) -> bool:
+        admission = self.progress.admit(tp, offset)
+        if admission is not Admission.CHECK_HOLE:
+            return admission is Admission.PROCESS
+        expected = cast(int, self.progress.expected(tp))
+        if await asyncio.to_thread(hole_is_empty, self._bootstrap, tp, expected, offset):
+            self.progress.hole_is_empty(tp, offset)
+            return True
+        log.warning("%s: offset %d arrived before %d; seeking back", tp, offset, expected)
+        self.progress.rewinding(tp)
+        await self.app.consumer.seek(_kafka_tp(tp), expected)
+        return False
 
 
 class StreamApp(faust.App):
@@ -70,7 +100,7 @@ class StreamApp(faust.App):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.boundary = RecordBoundary()
+        self.boundary = RecordBoundary(self)
 
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
@@ -89,17 +119,22 @@ class StreamApp(faust.App):
 
 
 class StableOffsetConsumer(aiokafka_driver.Consumer):
-    """A consumer whose table recovery reads up to the broker's current last stable offsets, and
-    whose stream partitions resume only once they are back at their committed offsets.
+    """A consumer that commits the record boundary's progress instead of Faust's own account,
+    whose stream partitions resume only once they are back at their committed offsets, and whose
+    table recovery reads up to the broker's current last stable offsets.
 
-    Faust's recovery resumes the stream partitions and only then seeks them. Records fetched in
-    between set the read offset past the seek, so the re-read records are dropped as already
-    seen: they are never processed, and the hole they leave stops every later commit of their
-    partition.
+    Faust's recovery resumes the stream partitions and only then seeks them; records fetched in
+    between are then processed from before the seek. Faust's read offsets would drop records
+    read again after a seek as already seen, so they are not kept: `Progress` skips what was
+    processed already.
     """
 
     _seek_pending: bool = False
     _held: set[TP]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offset = _NoReadOffsets()
 
     def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
         return _StableOffsetThread(self, loop=self.loop, beacon=self.beacon)
@@ -112,25 +147,9 @@ class StableOffsetConsumer(aiokafka_driver.Consumer):
         if not self._seek_pending:
             super().resume_partitions(tps)
             return
-        changelogs = self.app.tables.changelog_topics
-        streams = {tp for tp in tps if tp.topic not in changelogs}
+        streams = {tp for tp in tps if not self._is_changelog(tp)}
         self._held |= streams
         super().resume_partitions(set(tps) - streams)
-
-    async def commit(
-        self, topics: AbstractSet[str | TP] | None = None, start_new_transaction: bool = True
-    ) -> bool:
-        """Offsets are chosen and committed between records, never during one.
-
-        Chosen outside the lock, they could miss a record that finishes while the commit waits,
-        whose output then commits without its offset: it is processed again after a crash, and
-        any output not guarded by a table claim goes out twice.
-        """
-        async with _boundary(self.app).lock:
-            committed: bool = await super().commit(
-                topics, start_new_transaction=start_new_transaction
-            )
-            return committed
 
     async def perform_seek(self) -> None:
         """Faust also seeks when polled while its flow is stopped, before recovery resumed any
@@ -140,6 +159,78 @@ class StableOffsetConsumer(aiokafka_driver.Consumer):
             self._seek_pending = False
             super().resume_partitions(self._held)
             self._held = set()
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed: Mapping[TP, int] = await super().seek_to_committed()
+        streams = [tp for tp in committed if not self._is_changelog(tp)]
+        starts = {
+            _kafka_tp(tp): offset
+            for tp in streams
+            if (offset := committed[tp]) is not None and offset >= 0
+        }
+        fresh = [_kafka_tp(tp) for tp in streams if _kafka_tp(tp) not in starts]
+        if fresh:
+            earliest = await self.earliest_offsets(*fresh)
+            starts.update({_kafka_tp(tp): offset for tp, offset in earliest.items()})
+        # aiokafka leaves a partition without a committed offset (or at 0) where its fetcher
+        # got to, which may be past records never processed: every position is set here.
+        for tp, offset in starts.items():
+            await self.seek(tp, offset)
+        _boundary(self.app).progress.restart(starts)
+        return committed
+
+    async def commit(
+        self, topics: AbstractSet[str | TP] | None = None, start_new_transaction: bool = True
+    ) -> bool:
+        """Commit how far the records were processed, between two records.
+
+        Offsets chosen outside the lock could miss a record that finishes while the commit
+        waits, whose output would then commit without its offset.
+        """
+        boundary = _boundary(self.app)
+        async with boundary.lock:
+            assigned = self.assignment()
+            offsets = {
+                _kafka_tp(tp): offset
+                for tp, offset in boundary.progress.committable(self._committed_offset).items()
+                if tp in assigned and (topics is None or tp in topics or tp.topic in topics)
+            }
+            self._acked.clear()
+            self._acked_index.clear()
+            if not offsets:
+                return False
+            if self.app.in_transaction:
+                committed = await self.transactions.commit(
+                    offsets, start_new_transaction=start_new_transaction
+                )
+            else:
+                await self.app.producer.flush()
+                committed = await self._commit(offsets)
+            if committed:
+                self._committed_offset.update(offsets)
+                self.app.monitor.on_tp_commit(offsets)
+            return bool(committed)
+
+    def _is_changelog(self, tp: TP) -> bool:
+        return tp.topic in self.app.tables.changelog_topics
+
+
+def _kafka_tp(tp: TP) -> TP:
+    """aiokafka's own partition type, which its offset commits insist on (Faust's is equal)."""
+    return cast(TP, aiokafka_driver.ensure_aiokafka_TP(tp))
+
+
+class _NoReadOffsets(dict[TP, int | None]):
+    """Faust's read offsets, never kept: every read offset is unknown."""
+
+    def __getitem__(self, tp: TP) -> None:
+        return None
+
+    def __setitem__(self, tp: TP, offset: int | None) -> None:
+        return None
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 class _StableOffsetThread(aiokafka_driver.AIOKafkaConsumerThread):

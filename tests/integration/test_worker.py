@@ -285,7 +285,6 @@ def _busy_load(settings: Settings) -> RawLoad:
     )
 
 
-@pytest.mark.open_defect
 def test_sigterm_mid_stream_then_restart_loses_and_duplicates_nothing(
     stream_settings: Settings, start_worker: Any
 ) -> None:
@@ -329,7 +328,6 @@ def _members_with_partitions(settings: Settings) -> int:
     return sum(1 for member in described.members if member.assignment.topic_partitions)
 
 
-@pytest.mark.open_defect
 def test_two_workers_share_partitions_and_one_takes_over_from_a_killed_one(
     stream_settings: Settings, start_worker: Any, tmp_path: Path
 ) -> None:
