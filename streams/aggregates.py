@@ -8,6 +8,11 @@ Nothing is counted twice. A count step first claims the event id (or event and r
 dedupe table, so a second record about the same event adds nothing; the increment it sends names
 its source record, and the count table skips records it already applied (`streams.marks`), so the
 same record delivered again (a crash before commit, a rewound group) adds nothing either.
+
+Tables and claims reach the local RocksDB store at once but the changelog only when the
+transaction commits. A record delivered again may be one whose transaction aborted, so every
+step writes its value again (the claim, the current count, the current health) rather than
+skipping silently: the changelog then catches up with the store.
 """
 
 from __future__ import annotations
@@ -120,9 +125,8 @@ def add_aggregates(app: faust.App, settings: Settings, codec: Codec) -> None:
                 continue
             target = counts[increment.table]
             key = increment.key.encode()
-            updated = count_once(target.get(key), increment.partition, increment.offset)
-            if updated is not None:
-                target[key] = updated
+            current = target.get(key)
+            target[key] = count_once(current, increment.partition, increment.offset) or current
 
     @app.agent(probes_topic, name="relay-health")
     async def relay_health(stream: faust.StreamT[bytes]) -> None:
@@ -132,8 +136,6 @@ def add_aggregates(app: faust.App, settings: Settings, codec: Codec) -> None:
                 continue
             message = message_event.message
             relay = probe["relay_url"].encode()
-            updated = apply_probe(
-                health.get(relay), probe, message.partition, message.offset, windows
-            )
-            if updated is not None:
-                health[relay] = updated
+            current = health.get(relay)
+            applied = apply_probe(current, probe, message.partition, message.offset, windows)
+            health[relay] = applied or current
