@@ -6,16 +6,19 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bigbrotr.config import Settings, config_path, load_settings, masked
+from bigbrotr.config import DatabaseSettings, Settings, config_path, load_settings, masked
 from bigbrotr.errors import BigBrotrError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from connectors.sink.run import SinkLoop
     from connectors.synchronizer import SyncReport
 
 app = typer.Typer(
@@ -174,17 +177,26 @@ def worker_command(
 @app.command("sync")
 def sync_command(
     ctx: typer.Context,
-    relay: Annotated[str, typer.Argument(help="Relay URL, e.g. wss://relay.example.com")],
+    relay: Annotated[
+        str | None,
+        typer.Argument(
+            help="Relay URL, e.g. wss://relay.example.com; without it, run the service that "
+            "follows this process's share of the relays topic until stopped"
+        ),
+    ] = None,
     since: Annotated[int, typer.Option(help="Oldest second to pull (unix time).", min=0)] = 0,
     until: Annotated[
         int | None, typer.Option(help="Newest second to pull (unix time); default now.", min=0)
     ] = None,
 ) -> None:
-    """Pull one relay's history into events.raw, resuming from its cursor in sync-cursors."""
+    """Pull one relay's history into events.raw, or run the sync service for all relays."""
     import time
 
     from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
 
+    if relay is None:
+        _serve_sync(_settings(ctx))
+        return
     try:
         normalize_relay_url(relay)
     except InvalidRelayUrl as exc:
@@ -201,43 +213,395 @@ def sync_command(
     )
     for reason, count in sorted(report.end_reasons.items()):
         console.print(f"  requests ended by {reason}: {count}")
+    neg = report.negentropy
+    if neg is not None:
+        console.print(
+            f"  NIP-77: {neg.windows_reconciled} window(s) reconciled in {neg.rounds} round(s), "
+            f"{neg.needed} id(s) missing, {neg.fetched} fetched by id"
+        )
+        for fallback in neg.fallbacks:
+            console.print(f"  paged instead of reconciled: {fallback}")
     for gap in report.gaps:
         console.print(f"  [yellow]gap[/] {gap.since}..{gap.until}: {gap.reason}")
     cursor = report.cursor
     console.print(f"  complete: {cursor.complete_since}..{cursor.complete_until}")
 
 
-async def _sync_once(settings: Settings, relay: str, since: int, until: int) -> SyncReport:
-    from aiokafka.errors import KafkaConnectionError
+def _serve_sync(settings: Settings) -> None:
+    import logging
+    import signal
 
+    from connectors.max_limit import Nip11MaxLimit
+    from connectors.sync_service import SyncService
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def serve() -> None:
+        service = SyncService(settings, max_limit=Nip11MaxLimit(settings))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, service.stop)
+        console.print(
+            f"sync service: following the relays of group {service.group_id} "
+            f"(topic {settings.kafka.topic('relays')}); stop with Ctrl-C"
+        )
+        await service.run()
+
+    asyncio.run(serve())
+    console.print("sync service stopped")
+
+
+async def _sync_once(settings: Settings, relay: str, since: int, until: int) -> SyncReport:
     from bigbrotr.codec import Codec
-    from bigbrotr.errors import TopicError
+    from bigbrotr.producer import new_producer
+    from connectors.negentropy_pull import negentropy_puller
     from connectors.sync import SyncPolicy
-    from connectors.synchronizer import load_cursor, new_producer, sync_relay
+    from connectors.synchronizer import load_cursor, sync_relay
 
     producer = new_producer(settings)
+    await producer.start()
     try:
-        await producer.start()
-    except KafkaConnectionError as exc:
-        raise TopicError(
-            f"cannot reach Kafka at {settings.kafka.bootstrap_servers} ({exc}); "
-            "is it running? try `bigbrotr dev up`"
-        ) from exc
-    try:
-        return await sync_relay(
-            relay,
-            since=since,
-            until=until,
-            producer=producer,
-            codec=Codec(registry=settings.kafka.schema_registry_url),
-            settings=settings,
-            cursor=await load_cursor(settings, relay),
-            policy=SyncPolicy(page_size=settings.connectors.page_size),
-            allow=settings.connectors.allow,
-            proxy=settings.connectors.socks5_proxy,
-        )
+        async with negentropy_puller(settings) as negentropy:
+            return await sync_relay(
+                relay,
+                since=since,
+                until=until,
+                producer=producer,
+                codec=Codec(registry=settings.kafka.schema_registry_url),
+                settings=settings,
+                cursor=await load_cursor(settings, relay),
+                policy=SyncPolicy(page_size=settings.connectors.page_size),
+                allow=settings.connectors.allow,
+                proxy=settings.connectors.socks5_proxy,
+                negentropy=negentropy,
+            )
     finally:
         await producer.stop()
+
+
+@app.command("monitor")
+def monitor_command(
+    ctx: typer.Context,
+    relays: Annotated[
+        list[str] | None, typer.Argument(help="Relay URLs to probe, e.g. wss://relay.example.com")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Probe each relay once, print the results, and stop.")
+    ] = False,
+) -> None:
+    """Probe relays (NIP-11, NIP-66 checks, DNS, TLS, geo) and publish RelayProbe to probes.
+
+    With no RELAY it probes its share of the `relays` topic, shared by consumer group.
+    """
+    from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
+
+    if once and not relays:
+        raise typer.BadParameter("--once needs the relays to probe", param_hint="RELAY")
+    try:
+        urls = [normalize_relay_url(url) for url in relays or ()]
+    except InvalidRelayUrl as exc:
+        raise typer.BadParameter(str(exc), param_hint="RELAY") from exc
+    asyncio.run(_monitor(_settings(ctx), urls, once))
+
+
+async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
+    from bigbrotr.producer import new_producer
+    from connectors.monitor import AssignedRelays, Monitor, static_relays
+
+    producer = new_producer(settings)
+    await producer.start()
+    try:
+        if urls:
+            monitor = Monitor(settings, producer, static_relays(urls), on_probe=_print_probe)
+            await monitor.run(once=once)
+            return
+        assigned = AssignedRelays(settings)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(assigned.assignment.run())
+            tasks.create_task(Monitor(settings, producer, assigned).run())
+    finally:
+        await producer.stop()
+
+
+def _print_probe(record: dict[str, Any]) -> None:
+    checks = record["checks"]
+    parts = []
+    for name in ("open", "read", "write"):
+        check = checks[name]
+        if check is not None:
+            parts.append(f"{name} {check['rtt_ms']}ms" if check["ok"] else f"{name} FAILED")
+    parts.append("nip11 ok" if record["nip11"] else "nip11 missing")
+    console.print(f"{record['relay_url']}: {', '.join(parts)}", highlight=False)
+    for step, error in [(n, c["error"]) for n, c in checks.items() if c and c["error"]]:
+        console.print(f"  {step}: {error}", highlight=False)
+    if record["nip11_error"]:
+        console.print(f"  nip11: {record['nip11_error']}", highlight=False)
+    for step, error in sorted(record["errors"].items()):
+        console.print(f"  {step}: {error}", highlight=False)
+
+
+@app.command("finder")
+def finder_command(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one pass (gather, probe what is due) and exit.")
+    ] = False,
+) -> None:
+    """Find relays (seed file, archived events, HTTP lists) and publish those that speak NIP-01."""
+    import logging
+
+    settings = _settings(ctx)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_find(settings, once))
+
+
+async def _find(settings: Settings, once: bool) -> None:
+    import signal
+
+    from aiokafka.errors import KafkaConnectionError
+
+    from bigbrotr.topics import kafka_unreachable
+    from connectors.finder import Finder
+
+    try:
+        async with Finder(settings) as finder:
+            if once:
+                report = await finder.run_pass()
+                console.print(
+                    f"{report.new_candidates} new candidate(s), {report.probed} probed, "
+                    f"{report.accepted} accepted, {report.retired} retired, "
+                    f"{report.pending} pending"
+                )
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await finder.run_forever(stop)
+    except KafkaConnectionError as exc:
+        raise kafka_unreachable(settings.kafka.bootstrap_servers, exc) from exc
+
+
+def _logging(settings: Settings) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _stop_on_signals(stop: Callable[[], None], hard_exit_after_s: float) -> None:
+    """SIGTERM / SIGINT call `stop`; should stopping hang, the process exits hard after
+    `hard_exit_after_s`, which is safe: an unfinished transaction is rolled back by PostgreSQL."""
+    import os
+    import signal
+    import threading
+
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        stop()
+        timer = threading.Timer(hard_exit_after_s, os._exit, args=(3,))
+        timer.daemon = True
+        timer.start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+
+
+@app.command("sink")
+def sink_command(ctx: typer.Context) -> None:
+    """Write events, sightings, relays and probes to PostgreSQL, exactly once, until stopped.
+
+    Processes with the same sink.group_id share the partitions; each starts every partition at
+    the offset stored with the rows.
+    """
+    from connectors.sink.service import run_sink
+
+    settings = _settings(ctx)
+    _logging(settings)
+    hard_exit = settings.sink.shutdown_timeout_s + 1.5
+
+    def started(sink: SinkLoop) -> None:
+        _stop_on_signals(sink.stop, hard_exit)
+
+    asyncio.run(run_sink(settings, on_start=started))
+
+
+@app.command("replay")
+def replay_command(
+    ctx: typer.Context,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database", help="Replay into this existing database (URL); migrated first."
+        ),
+    ] = None,
+    fresh: Annotated[
+        str | None,
+        typer.Option(
+            "--fresh", help="Create this database on database.url's server, migrate it, fill it."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Start at records written at or after this time (unix seconds or ISO)."
+        ),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep following the topics after the end offsets.")
+    ] = False,
+) -> None:
+    """Rebuild a database from the topics, up to the end offsets seen at start (or follow)."""
+    from connectors.sink.replay import point_in_time_ms
+
+    if database is not None and fresh is not None:
+        raise typer.BadParameter("give --database or --fresh, not both")
+    try:
+        since_ms = None if since is None else point_in_time_ms(since)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--from") from exc
+    settings = _settings(ctx)
+    if database is not None:
+        try:
+            checked = DatabaseSettings(url=database)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--database") from exc
+        settings = settings.model_copy(
+            update={"database": checked.model_copy(update={"password": settings.database.password})}
+        )
+    _logging(settings)
+    asyncio.run(_replay(settings, fresh, since_ms, follow))
+
+
+async def _replay(
+    settings: Settings, fresh: str | None, since_ms: int | None, follow: bool
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from connectors.sink.database import where
+    from connectors.sink.databases import create_database
+    from connectors.sink.replay import plan, replay
+
+    dsn = settings.database.dsn()
+    if fresh is not None:
+        dsn = await create_database(dsn, fresh)
+        console.print(f"created database {fresh}")
+    replay_plan = await asyncio.to_thread(plan, settings, since_ms)
+    console.print(f"replaying {replay_plan.total} record(s) into {where(dsn)}")
+    columns = (
+        TextColumn("replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} rec/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("replay", total=max(replay_plan.total, 1), rate="-")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        def show(done: int, total: int) -> None:
+            elapsed = max(loop.time() - started, 1e-6)
+            bar.update(task, completed=done, total=max(total, 1), rate=f"{done / elapsed:,.0f}")
+
+        replaying = asyncio.ensure_future(
+            replay(settings, dsn, replay_plan, follow=follow, progress=show)
+        )
+
+        def stop() -> None:
+            replaying.cancel()  # rolls the batch in hand back; stored offsets match the rows
+
+        _stop_on_signals(stop, settings.sink.shutdown_timeout_s + 1.5)
+        try:
+            totals = await replaying
+        except asyncio.CancelledError:
+            console.print("replay stopped; run it again to start over, or `bigbrotr sink` to go on")
+            return
+    elapsed = loop.time() - started
+    console.print(
+        f"replayed {totals.records} record(s) in {elapsed:.1f} s "
+        f"({totals.records / max(elapsed, 1e-6):,.0f}/s), {totals.rejected} dead letter(s)"
+    )
+
+
+@app.command("verify")
+def verify_command(
+    ctx: typer.Context,
+    against: Annotated[
+        str | None, typer.Option("--against", help="Compare with this other database (URL).")
+    ] = None,
+    topics: Annotated[
+        bool,
+        typer.Option("--topics", help="Compare with the topics, up to the offsets stored here."),
+    ] = False,
+) -> None:
+    """Print per-table row counts and content checksums; compare them; exit 1 on a difference."""
+    if against is not None and topics:
+        raise typer.BadParameter("give --against or --topics, not both")
+    if against is not None:
+        try:
+            DatabaseSettings(url=against)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--against") from exc
+    settings = _settings(ctx)
+    if not asyncio.run(_verify(settings, against, topics)):
+        raise typer.Exit(1)
+
+
+async def _verify(settings: Settings, against: str | None, topics: bool) -> bool:
+    from connectors.sink.database import where
+    from connectors.sink.service import sink_group, sink_topics
+    from connectors.sink.verify import TABLES, database_content, differences, topics_content
+
+    group, names = sink_group(settings), sink_topics(settings)
+    dsn = settings.database.dsn()
+    mine = await database_content(dsn, group, names)
+    other = None
+    other_name = ""
+    if against is not None:
+        other, other_name = await database_content(against, group, names), where(against)
+    elif topics:
+        with console.status("replaying the topics into a scratch database..."):
+            other, other_name = await topics_content(settings, mine), "topics"
+    table = Table("table", f"rows ({where(dsn)})", "checksum")
+    if other is not None:
+        table.add_column(f"rows ({other_name})")
+        table.add_column("checksum")
+        table.add_column("")
+    differing = differences(mine, other) if other is not None else []
+    for name in TABLES:
+        cells = [name, str(mine.tables[name].rows), mine.tables[name].hex]
+        if other is not None:
+            same = name not in differing
+            cells += [
+                str(other.tables[name].rows),
+                other.tables[name].hex,
+                "[green]equal[/]" if same else "[red]DIFFERS[/]",
+            ]
+        table.add_row(*cells)
+    console.print(table, soft_wrap=True)
+    if other is None:
+        return True
+    if differing:
+        console.print(f"[red]differ:[/] {', '.join(differing)}")
+        return False
+    console.print("[green]identical[/]: every table has the same rows and checksum")
+    return True
 
 
 def main() -> None:

@@ -10,11 +10,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -23,6 +32,7 @@ from pydantic_settings import (
 )
 
 from bigbrotr.errors import ConfigError
+from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
 
 ENV_PREFIX = "BIGBROTR_"
 ENV_NESTED_DELIMITER = "__"
@@ -31,6 +41,15 @@ DEFAULT_CONFIG_FILE = Path("bigbrotr.yaml")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def _normalized_relays(urls: list[str]) -> list[str]:
+    """Relay URLs in settings are kept normalised; a bad one fails validation with its reason."""
+    try:
+        return [normalize_relay_url(url) for url in urls]
+    except InvalidRelayUrl as exc:
+        raise ValueError(str(exc)) from exc
 
 
 class _Section(BaseModel):
@@ -55,6 +74,7 @@ def _default_topics() -> dict[str, TopicSettings]:
         "rejects": TopicSettings(),
         "probes": TopicSettings(),
         "sync-cursors": TopicSettings(cleanup_policy="compact"),
+        "relay-candidates": TopicSettings(cleanup_policy="compact"),
     }
 
 
@@ -148,6 +168,204 @@ class ConnectorSettings(_Section):
     page_size: int = Field(default=500, ge=1, le=5000)
 
 
+class MonitorSettings(_Section):
+    """The prober: how often and how hard relays are checked, and where its NIP-66 events go."""
+
+    group_id: str = Field(
+        default="monitor",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Consumer group on the relays topic (prefixed with kafka.topic_prefix); "
+        "monitor processes in one group share the relays",
+    )
+    interval_s: float = Field(
+        default=3600.0, ge=1, description="Seconds between two probes of the same relay"
+    )
+    concurrency: int = Field(default=20, ge=1, le=1000, description="Relays probed at once")
+    probe_timeout_s: float = Field(
+        default=60.0, gt=0, description="One probe, every step included, is cancelled after this"
+    )
+    open_timeout_s: float = Field(
+        default=10.0, gt=0, description="Websocket connect; also bounds the DNS and TLS steps"
+    )
+    read_timeout_s: float = Field(default=10.0, gt=0, description="Until a REQ is answered")
+    write_timeout_s: float = Field(default=10.0, gt=0, description="Until an EVENT gets its OK")
+    nip11_timeout_s: float = Field(default=10.0, gt=0, description="The whole NIP-11 fetch")
+    nip11_max_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Larger documents are refused"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Hex secret key of the monitor; enables the write check and the signed NIP-66 "
+        "events; best given as BIGBROTR_MONITOR__SECRET_KEY_FILE",
+    )
+    publish_relays: list[str] = Field(
+        default_factory=list,
+        description="Relays that receive the kind 30166 and 10166 events (needs secret_key)",
+    )
+    geoip_city_database: Path | None = Field(
+        default=None, description="GeoLite2-City style .mmdb file for country, city and geohash"
+    )
+    geoip_asn_database: Path | None = Field(
+        default=None, description="GeoLite2-ASN style .mmdb file for the autonomous system"
+    )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value().strip().lower()
+        if len(text) != 64 or not all(char in "0123456789abcdef" for char in text):
+            raise ValueError("must be 64 hex characters (a secp256k1 secret key)")
+        if not 0 < int(text, 16) < _SECP256K1_ORDER:
+            raise ValueError("is not a valid secp256k1 secret key; generate a new one")
+        return SecretStr(text)
+
+    @field_validator("publish_relays")
+    @classmethod
+    def _check_publish_relays(cls, value: list[str]) -> list[str]:
+        return _normalized_relays(value)
+
+
+class FinderSettings(_Section):
+    """Where the finder looks for relay URLs and how patiently it probes them before giving up."""
+
+    seed_path: Path | None = Field(
+        default=Path(__file__).parent / "data" / "seed_relays.txt",
+        description="Text file of relay URLs, one a line (# starts a comment); null reads none",
+    )
+    read_events: bool = Field(
+        default=True,
+        description="Find relay URLs in archived events (kind 10002 r tags, e/p tag hints, "
+        "kind 30166 d tags) by consuming the events topic",
+    )
+    http_sources: list[str] = Field(
+        default_factory=list,
+        description="HTTP(S) URLs answering a JSON list of relay URLs",
+    )
+    http_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    http_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    http_refresh_s: float = Field(
+        default=3600.0, gt=0, description="How often the running finder asks the HTTP sources again"
+    )
+    interval_s: float = Field(
+        default=60.0, gt=0, description="Pause between two passes of the running finder"
+    )
+    probe_concurrency: int = Field(default=20, ge=1, le=1000)
+    probe_timeout_s: float = Field(
+        default=15.0, gt=0, le=300, description="Bound on one probe: connect, REQ and its answer"
+    )
+    max_attempts: int = Field(
+        default=5, ge=1, le=100, description="Failed probes after which a candidate is retired"
+    )
+    retry_delay_s: float = Field(
+        default=600.0, gt=0, description="Wait after the first failed probe; later waits grow"
+    )
+    retry_backoff: float = Field(default=2.0, ge=1.0, le=10.0)
+    retry_max_delay_s: float = Field(default=86_400.0, gt=0)
+
+    @field_validator("http_sources")
+    @classmethod
+    def _check_http_sources(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"expected http:// or https:// URLs, got {url!r}")
+        return value
+
+
+NetworkName = Literal["clearnet", "tor", "i2p", "loki"]
+
+
+def _default_network_bounds() -> dict[NetworkName, PositiveInt]:
+    return {"clearnet": 16, "tor": 4, "i2p": 2, "loki": 2}
+
+
+class SyncSettings(_Section):
+    """The `bigbrotr sync` service: how relays are shared, paced, retried and followed live."""
+
+    group_id: str = Field(
+        default="sync",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Consumer group on the relays topic (prefixed with kafka.topic_prefix); "
+        "processes in one group share the relays",
+    )
+    max_concurrent: int = Field(
+        default=16, ge=1, le=10_000, description="Relays whose history is pulled at once"
+    )
+    max_concurrent_per_network: dict[NetworkName, PositiveInt] = Field(
+        default_factory=_default_network_bounds,
+        description="Relays pulled at once per network, under max_concurrent",
+    )
+    priority_relays: list[str] = Field(
+        default_factory=list, description="Relay URLs served first when pull slots are scarce"
+    )
+    history_since: int = Field(default=0, ge=0, description="Oldest second to pull (unix time)")
+    first_chunk_s: int = Field(
+        default=86_400,
+        ge=60,
+        description="History is pulled newest first in windows starting this long and doubling; "
+        "the cursor is published after each, so a stop loses at most one window",
+    )
+    chunk_timeout_s: float = Field(
+        default=300.0, gt=0, description="A window still pulling after this is cancelled"
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    live_session_s: float = Field(
+        default=900.0,
+        ge=1,
+        description="A live subscription is renewed after this long: the history since it "
+        "started is pulled, so the cursor moves forward",
+    )
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=600.0, gt=0)
+    breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a relay's circuit"
+    )
+    breaker_cooldown_s: float = Field(
+        default=1800.0, gt=0, description="How long an open circuit keeps a relay undialled"
+    )
+    shutdown_timeout_s: float = Field(default=8.0, gt=0, le=60)
+    negentropy: bool = Field(
+        default=True,
+        description="Pull each window by NIP-77 set reconciliation against the archive's ids "
+        "where the relay speaks it, paging otherwise",
+    )
+    negentropy_frame_bytes: int = Field(
+        default=60_000,
+        ge=4096,
+        le=1 << 20,
+        description="Largest negentropy message we send (bytes before hex encoding)",
+    )
+    negentropy_max_rounds: int = Field(
+        default=64, ge=1, le=10_000, description="Reconciliation rounds per window before paging"
+    )
+    negentropy_max_ids: int = Field(
+        default=100_000,
+        ge=1,
+        description="Ids that may differ in one window; past it the window is paged instead",
+    )
+    negentropy_answer_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A relay silent this long after NEG-OPEN is taken not to speak NIP-77",
+    )
+    negentropy_timeout_s: float = Field(
+        default=120.0, gt=0, description="Bound on one window's reconciliation"
+    )
+
+    @field_validator("priority_relays")
+    @classmethod
+    def _normalize_priority(cls, value: list[str]) -> list[str]:
+        return _normalized_relays(value)
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> SyncSettings:
+        if self.backoff_base_s > self.backoff_max_s:
+            raise ValueError("backoff_base_s must not exceed backoff_max_s")
+        return self
+
+
 class StreamSettings(_Section):
     """The Faust worker: its identity, local state and the validator's limits."""
 
@@ -171,6 +389,71 @@ class StreamSettings(_Section):
     health_percentiles: list[Annotated[int, Field(ge=1, le=100)]] = Field(
         default_factory=lambda: [50, 95], min_length=1
     )
+    session_timeout_s: float = Field(
+        default=15.0,
+        ge=6,
+        le=300,
+        description="How long a worker that stopped answering keeps its partitions before the "
+        "others take them over",
+    )
+
+
+SinkTopic = Literal["events", "sightings", "relays", "probes"]
+
+
+class SinkSettings(_Section):
+    """The PostgreSQL sink and replay: what they read, how they batch, how patiently they wait."""
+
+    group_id: str = Field(
+        default="sink",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Consumer group (prefixed with kafka.topic_prefix); also the name the offsets "
+        "are stored under in sink_offsets, so replay and the sink continue each other",
+    )
+    topics: list[SinkTopic] = Field(
+        default_factory=lambda: list(get_args(SinkTopic)),
+        min_length=1,
+        description="Contract topics written to PostgreSQL",
+    )
+    batch_size: int = Field(
+        default=5000, ge=1, le=100_000, description="Records written in one transaction at most"
+    )
+    batch_max_wait_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="A batch is written at the latest this long after its first record arrived",
+    )
+    retry_base_s: float = Field(
+        default=0.5, gt=0, description="First wait after PostgreSQL failed; doubles each time"
+    )
+    retry_max_s: float = Field(default=30.0, gt=0, description="Longest wait between two tries")
+    session_timeout_s: float = Field(
+        default=10.0,
+        ge=6,
+        le=300,
+        description="A sink that stopped answering (killed, hung) loses its partitions after this",
+    )
+    shutdown_timeout_s: float = Field(
+        default=8.0,
+        gt=0,
+        le=9,
+        description="After SIGTERM the current batch is finished or rolled back within this; the "
+        "process exits by 10 s at the latest",
+    )
+
+    @field_validator("topics")
+    @classmethod
+    def _unique_topics(cls, value: list[SinkTopic]) -> list[SinkTopic]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a topic twice")
+        return value
+
+    @model_validator(mode="after")
+    def _check_retry(self) -> SinkSettings:
+        if self.retry_base_s > self.retry_max_s:
+            raise ValueError("retry_base_s must not exceed retry_max_s")
+        return self
 
 
 class Settings(BaseSettings):
@@ -189,6 +472,11 @@ class Settings(BaseSettings):
     dev: DevStackSettings = Field(default_factory=DevStackSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+
+    finder: FinderSettings = Field(default_factory=FinderSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -303,6 +591,8 @@ def masked(settings: Settings) -> dict[str, Any]:
     data["database"]["url"] = _mask_url(settings.database.url)
     if settings.database.password is not None:
         data["database"]["password"] = "********"
+    if settings.monitor.secret_key is not None:
+        data["monitor"]["secret_key"] = "********"
     if settings.kafka.schema_registry_url:
         data["kafka"]["schema_registry_url"] = _mask_url(settings.kafka.schema_registry_url)
     return data

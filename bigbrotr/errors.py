@@ -33,5 +33,25 @@ class TopicError(BigBrotrError):
     """Kafka topics could not be created or described."""
 
 
+class PublishError(BigBrotrError):
+    """Kafka did not take a record: the broker refused it or could not be reached in time."""
+
+
 class RegistryUnavailableError(BigBrotrError):
     """The schema registry could not be reached: transient, so retry rather than dead-letter."""
+
+
+class RelayInfoError(BigBrotrError):
+    """A relay's NIP-11 information document could not be fetched or is not a usable document."""
+
+
+class SourceError(BigBrotrError):
+    """A source of relay URLs (seed file, HTTP list) could not be read: skipped, retried later."""
+
+
+class SinkError(BigBrotrError):
+    """The PostgreSQL sink, replay or verification cannot go on (bad database, missing topics)."""
+
+
+class ArchiveError(BigBrotrError):
+    """The archive database could not be read (unreachable, or its tables are missing)."""

@@ -41,14 +41,19 @@ def admin_client(settings: KafkaSettings, timeout_s: float = 10.0) -> AdminClien
     return admin
 
 
+def kafka_unreachable(bootstrap_servers: str, cause: object) -> TopicError:
+    """The one message every client gives when no broker answers, with what to do next."""
+    return TopicError(
+        f"cannot reach Kafka at {bootstrap_servers} ({cause}); "
+        "is it running? try `bigbrotr dev up` or check kafka.bootstrap_servers"
+    )
+
+
 def _list_topics(admin: AdminClient, settings: KafkaSettings, timeout_s: float) -> Any:
     try:
         return admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
-        raise TopicError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0]}); "
-            "is it running? try `bigbrotr dev up` or check kafka.bootstrap_servers"
-        ) from exc
+        raise kafka_unreachable(settings.bootstrap_servers, exc.args[0]) from exc
 
 
 def create_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> list[TopicReport]:

@@ -1,6 +1,10 @@
 """Pulls one relay's history over a time range into `events.raw`, and records progress in
 `sync-cursors`.
 
+With a `NegentropyPuller`, each window is first reconciled with the archive's ids (NIP-77) where
+the relay speaks it, and only the ids the archive lacks are fetched (`connectors.negentropy_pull`);
+a window that method does not prove complete is paged as below.
+
 The I/O around the pure planner (`connectors.sync`): every REQ it proposes goes over one
 `RelayClient`, and every event the relay sends is published exactly as received, keyed by the id it
 claims, before the progress that proves it is written. Events that cannot even be parsed are
@@ -19,16 +23,26 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import TopicError
-from bigbrotr.nostr import Event, Filter, InvalidEvent, normalize_relay_url, parse_event
-from connectors.client import ClientLimits, EndReason, Fetched, RelayClient
+from bigbrotr.nostr import Event, Filter, InvalidEvent, event_from_object, normalize_relay_url
+from bigbrotr.producer import Producer
+from connectors.client import (
+    ClientLimits,
+    EndReason,
+    Fetched,
+    ReceivedEvent,
+    Reconciliation,
+    RelayClient,
+)
+from connectors.negentropy_pull import NegentropyPuller
 from connectors.sync import (
     Coverage,
     Gap,
@@ -50,6 +64,8 @@ class SyncReport:
 
     `pulled` is what this run settled (None when the cursor left nothing to pull); `cursor` is the
     progress published, merged with the previous one. `end_reasons` counts how each REQ ended.
+    `cap` is what was learned of the relay's answers; hand it to the next run of the same relay.
+    `negentropy` says what reconciliation did (None when it was not tried).
     """
 
     relay_url: str
@@ -59,6 +75,8 @@ class SyncReport:
     pulled: Coverage | None
     cursor: Coverage
     end_reasons: Mapping[EndReason, int]
+    cap: RelayCap = field(default_factory=RelayCap)
+    negentropy: NegentropyStats | None = None
 
     @property
     def gaps(self) -> tuple[Gap, ...]:
@@ -66,11 +84,21 @@ class SyncReport:
         return () if self.pulled is None else self.pulled.gaps
 
 
-def new_producer(settings: Settings) -> AIOKafkaProducer:
-    """A producer whose writes survive a broker failover and are never duplicated by retries."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", enable_idempotence=True
-    )
+@dataclass(slots=True)
+class NegentropyStats:
+    """Per run: windows proven by reconciliation, and why the others were paged instead.
+
+    `needed` counts ids only the relay had, `fetched` the events that came for them; bytes are
+    the reconciliation messages both ways (the events fetched by id come on top).
+    """
+
+    windows_reconciled: int = 0
+    fallbacks: list[str] = field(default_factory=list)
+    rounds: int = 0
+    needed: int = 0
+    fetched: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
 
 async def sync_relay(
@@ -78,7 +106,7 @@ async def sync_relay(
     *,
     since: int,
     until: int,
-    producer: AIOKafkaProducer,
+    producer: Producer,
     codec: Codec,
     settings: Settings,
     cursor: Coverage | None = None,
@@ -88,42 +116,82 @@ async def sync_relay(
     allow: Collection[str] = (),
     limits: ClientLimits | None = None,
     proxy: str | None = None,
+    cap: RelayCap | None = None,
+    negentropy: NegentropyPuller | None = None,
 ) -> SyncReport:
     """Pull seconds `since..until` (inclusive) that `cursor` leaves open, then publish progress.
 
-    `producer` must be started (see `new_producer`). `max_limit` is the relay's NIP-11 limit;
-    `allow`, `limits` and `proxy` go to the `RelayClient`.
+    `producer` must be started (see `bigbrotr.producer.new_producer`). `max_limit` is the
+    relay's NIP-11 limit; `allow`, `limits` and `proxy` go to the `RelayClient`. `cap` is the
+    previous run's `SyncReport.cap`, which saves the requests that learn it again. `negentropy`
+    (one per process) reconciles each window first where the relay speaks NIP-77.
     """
     url = normalize_relay_url(relay_url)
     previous = cursor if cursor is not None else Coverage()
     windows = _windows(previous, since, until)
     events_topic = settings.kafka.topic("events.raw")
-    cap = RelayCap()
+    cap = RelayCap() if cap is None else cap
     requests = published = unreadable = 0
     end_reasons: Counter[EndReason] = Counter()
     pulled: Coverage | None = None
+    # The broker acknowledges one page while the relay sends the next; all before the cursor.
+    delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    delivered.set_result(None)
+    stats = None if negentropy is None else NegentropyStats()
+
+    async def publish(fetched: Fetched) -> None:
+        nonlocal delivered, published
+        await delivered
+        delivered = await _publish_events(producer, codec, events_topic, url, fetched)
+        published += len(fetched.events)
+
     async with RelayClient(url, allow=allow, limits=limits, proxy=proxy) as client:
         for low, high in windows:
+            if negentropy is not None and stats is not None:
+                chunk = _page_limit(policy, max_limit)
+                window = await negentropy.pull(
+                    client, low, high, base=base, chunk=chunk, publish=publish
+                )
+                requests += window.requests
+                end_reasons.update(window.end_reasons)
+                _count(stats, window.reconciliation, window.fetched)
+                if window.proved:
+                    stats.windows_reconciled += 1
+                    proved = Coverage(low, high)
+                    pulled = proved if pulled is None else pulled.merge(proved)
+                    continue
+                stats.fallbacks.append(f"{low}..{high}: {window.reason}")
             planner = WindowPlanner(
                 low, high, policy=policy, base=base, max_limit=max_limit, cap=cap
             )
             while (flt := planner.next_request()) is not None:
                 fetched = await client.fetch([flt])
                 end_reasons[fetched.result.end_reason] += 1
+                await publish(fetched)
                 page = _page(fetched)
-                await _publish_events(producer, codec, events_topic, url, fetched)
-                published += len(fetched.events)
                 unreadable += page.unreadable
                 planner.record(page)
             requests += planner.requests
             cap = planner.cap
             pulled = planner.coverage if pulled is None else pulled.merge(planner.coverage)
+    await delivered
     merged = previous if pulled is None else previous.merge(pulled)
-    record = cursor_record(url, merged, updated_at_ms=int(time.time() * 1000))
+    method = "negentropy" if negentropy is not None and negentropy.supports(url) else "bisection"
+    record = cursor_record(url, merged, updated_at_ms=int(time.time() * 1000), method=method)
     await producer.send_and_wait(
         settings.kafka.topic("sync-cursors"), codec.encode("SyncCursor", record), key=url.encode()
     )
-    return SyncReport(url, requests, published, unreadable, pulled, merged, dict(end_reasons))
+    return SyncReport(
+        url,
+        requests,
+        published,
+        unreadable,
+        pulled,
+        merged,
+        dict(end_reasons),
+        cap=cap,
+        negentropy=stats,
+    )
 
 
 async def load_cursor(settings: Settings, relay_url: str) -> Coverage | None:
@@ -164,6 +232,21 @@ async def load_cursor(settings: Settings, relay_url: str) -> Coverage | None:
     return None if latest is None else coverage_from_record(codec.decode("SyncCursor", latest))
 
 
+def _page_limit(policy: SyncPolicy | None, max_limit: int | None) -> int:
+    """Events asked for per request: the page size, lowered by the relay's NIP-11 limit."""
+    limit = (policy or SyncPolicy()).page_size
+    return min(limit, max_limit) if max_limit is not None and max_limit >= 1 else limit
+
+
+def _count(stats: NegentropyStats, reconciliation: Reconciliation | None, fetched: int) -> None:
+    if reconciliation is not None:
+        stats.rounds += reconciliation.rounds
+        stats.needed += len(reconciliation.need)
+        stats.bytes_sent += reconciliation.bytes_sent
+        stats.bytes_received += reconciliation.bytes_received
+    stats.fetched += fetched
+
+
 def _windows(previous: Coverage, since: int, until: int) -> list[tuple[int, int]]:
     """The parts of `since..until` the previous progress leaves to pull, newest first."""
     if not 0 <= since <= until:
@@ -175,12 +258,16 @@ def _windows(previous: Coverage, since: int, until: int) -> list[tuple[int, int]
 
 
 def _page(fetched: Fetched) -> Page:
-    """The planner's view of an answer: parsed events, and how many took a place unparsed."""
+    """The planner's view of an answer: parsed events, and how many took a place unparsed.
+
+    Built from the objects the client decoded, without decoding the text again; the stream
+    validator parses the text strictly.
+    """
     events: list[Event] = []
     unreadable = 0
     for received in fetched.events:
         try:
-            events.append(parse_event(received.text))
+            events.append(event_from_object(received.fields))
         except InvalidEvent:
             unreadable += 1
     result = fetched.result
@@ -190,20 +277,25 @@ def _page(fetched: Fetched) -> Page:
 
 
 async def _publish_events(
-    producer: AIOKafkaProducer, codec: Codec, topic: str, relay_url: str, fetched: Fetched
-) -> None:
-    """Publish every received event as sent, and wait until the broker holds them all."""
+    producer: Producer, codec: Codec, topic: str, relay_url: str, fetched: Fetched
+) -> asyncio.Future[Any]:
+    """Publish every received event as sent; the future is done once the broker holds them all."""
     sends = []
     for received in fetched.events:
-        value = codec.encode(
-            "RawEvent",
-            {
-                "relay_url": relay_url,
-                "seen_at": int(received.seen_at * 1000),
-                "raw": received.text.encode(),
-                "source": SOURCE,
-            },
-        )
+        value = raw_event_value(codec, relay_url, received, SOURCE)
         key = None if received.event_id is None else received.event_id.encode()
         sends.append(await producer.send(topic, value, key=key))
-    await asyncio.gather(*sends)
+    return asyncio.gather(*sends)
+
+
+def raw_event_value(codec: Codec, relay_url: str, received: ReceivedEvent, source: str) -> bytes:
+    """The `events.raw` value for an event exactly as the relay sent it."""
+    return codec.encode(
+        "RawEvent",
+        {
+            "relay_url": relay_url,
+            "seen_at": int(received.seen_at * 1000),
+            "raw": received.text.encode(),
+            "source": source,
+        },
+    )

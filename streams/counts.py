@@ -2,8 +2,7 @@
 
 A count's key (a kind, a pubkey, a day, a relay) is not the key its source topic is partitioned
 by (the event id), so each count is sent as an `Increment` keyed by the count's key to an internal
-topic, where one partition owns each key. The increment names the source record, so the table
-can count each source record once (see `streams.marks`).
+topic, where one partition owns each key and so each key's count lives in one table partition.
 """
 
 from __future__ import annotations
@@ -22,12 +21,10 @@ COUNT_TABLES = (PER_KIND, PER_PUBKEY, PER_DAY, PER_RELAY)
 
 @dataclass(frozen=True)
 class Increment:
-    """One source record (`partition`, `offset` of its topic) adds one to `table[key]`."""
+    """One distinct event adds one to `table[key]`."""
 
     table: str
     key: str
-    partition: int
-    offset: int
 
     def message_key(self) -> bytes:
         return f"{self.table}:{self.key}".encode()
@@ -43,21 +40,18 @@ class Increment:
             increment = cls(**fields)
         except (ValueError, TypeError, RecursionError):
             return None
-        types = (type(increment.table), type(increment.key))
-        if types != (str, str) or increment.table not in COUNT_TABLES:
+        if type(increment.table) is not str or type(increment.key) is not str:
             return None
-        if type(increment.partition) is not int or type(increment.offset) is not int:
-            return None
-        return increment
+        return increment if increment.table in COUNT_TABLES else None
 
 
-def event_counts(event: dict[str, Any], partition: int, offset: int) -> list[Increment]:
+def event_counts(event: dict[str, Any]) -> list[Increment]:
     """An `Event` record counts once per kind, per author and per UTC day of `created_at`."""
-    keys = [(PER_KIND, str(event["kind"])), (PER_PUBKEY, event["pubkey"])]
+    increments = [Increment(PER_KIND, str(event["kind"])), Increment(PER_PUBKEY, event["pubkey"])]
     day = utc_day(event["created_at"])
     if day is not None:
-        keys.append((PER_DAY, day))
-    return [Increment(table, key, partition, offset) for table, key in keys]
+        increments.append(Increment(PER_DAY, day))
+    return increments
 
 
 def utc_day(created_at: int) -> str | None:

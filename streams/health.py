@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bigbrotr.config import StreamSettings
-from streams.marks import Marks, advanced, applied
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -54,7 +53,6 @@ class RelayHealth:
     last_checks: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     hours: tuple[Bucket, ...] = ()
     samples: dict[str, tuple[Sample, ...]] = field(default_factory=dict)
-    applied: Marks = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> RelayHealth:
@@ -67,7 +65,6 @@ class RelayHealth:
                 check: tuple((at, rtt) for at, rtt in samples)
                 for check, samples in value["samples"].items()
             },
-            applied=value["applied"],
         )
 
     def to_json(self, windows: HealthWindows) -> dict[str, Any]:
@@ -90,7 +87,6 @@ class RelayHealth:
         value["samples"] = {
             check: [list(sample) for sample in samples] for check, samples in self.samples.items()
         }
-        value["applied"] = self.applied
         return value
 
     def counts_within(self, span_ms: int) -> tuple[int, int]:
@@ -113,24 +109,14 @@ def percentile(values: Sequence[int], p: int) -> int | None:
 
 
 def apply_probe(
-    value: dict[str, Any] | None,
-    probe: dict[str, Any],
-    partition: int,
-    offset: int,
-    windows: HealthWindows,
-) -> dict[str, Any] | None:
-    """The relay's table value after one `RelayProbe` record, or None when it was applied before."""
+    value: dict[str, Any] | None, probe: dict[str, Any], windows: HealthWindows
+) -> dict[str, Any]:
+    """The relay's table value after one more `RelayProbe` record."""
     health = RelayHealth.from_json(value) if value else RelayHealth(probe["relay_url"])
-    if applied(health.applied, partition, offset):
-        return None
-    return add_probe(health, probe, windows, advanced(health.applied, partition, offset)).to_json(
-        windows
-    )
+    return add_probe(health, probe, windows).to_json(windows)
 
 
-def add_probe(
-    health: RelayHealth, probe: dict[str, Any], windows: HealthWindows, marks: Marks
-) -> RelayHealth:
+def add_probe(health: RelayHealth, probe: dict[str, Any], windows: HealthWindows) -> RelayHealth:
     """A probe can arrive late: it counts where its time falls, if that is still in a window."""
     at = _millis(probe["probed_at"])
     checks = {name: _check(probe["checks"].get(name)) for name in CHECKS}
@@ -150,7 +136,6 @@ def add_probe(
             )
             for name in CHECKS
         },
-        applied=marks,
     )
 
 

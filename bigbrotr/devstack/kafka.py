@@ -82,14 +82,15 @@ class KafkaBroker:
         self._resolve_jars()
         properties = self._write_config()
         if not (self.data / "meta.properties").exists():
+            # One id in 64 starts with "-"; only the `--cluster-id=` form keeps argparse from
+            # reading it as an option.
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             run_checked(
                 [
                     *self._java_cmd(java),
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    cluster_id,
+                    f"--cluster-id={cluster_id}",
                     "-c",
                     str(properties),
                 ],

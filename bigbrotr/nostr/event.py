@@ -86,7 +86,7 @@ def parse_event(raw: bytes | str, *, max_bytes: int | None = None) -> Event:
         obj = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise InvalidEvent(RejectReason.BAD_JSON, f"not valid JSON: {exc}") from exc
-    event = _event_from_object(obj)
+    event = event_from_object(obj)
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         _check_encodable(event)
     return event
@@ -115,7 +115,12 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _event_from_object(obj: Any) -> Event:
+def event_from_object(obj: Any) -> Event:
+    """The event a decoded JSON object describes, checked as `parse_event` checks it.
+
+    For callers that hold the object already (the relay client decodes every frame); what only
+    the text shows (duplicate keys, lone surrogate escapes, its size) is for `parse_event`.
+    """
     if type(obj) is not dict:
         raise InvalidEvent(RejectReason.BAD_SHAPE, "an event must be a JSON object")
     missing = [name for name in _FIELDS if name not in obj]
@@ -227,7 +232,7 @@ def sign_event(
     digest = hashlib.sha256(serialize_for_id(pubkey, created_at, kind, frozen_tags, content))
     sig = coincurve.PrivateKey(secret).sign_schnorr(digest.digest())
     event = Event(digest.hexdigest(), pubkey, created_at, kind, frozen_tags, content, sig.hex())
-    _event_from_object(event_to_dict(event))
+    event_from_object(event_to_dict(event))
     return event
 
 

@@ -2,7 +2,8 @@
 
 `RelayClient(url, limits=..., allow=..., proxy=..., secret_key=...)` opens one relay's socket on
 first use; `client.subscribe(filters)` runs a REQ as an async iterator of `ReceivedEvent`s (exact
-event text as received) and `client.fetch(filters)` collects one. Every subscription ends with a
+event text as received) and `client.fetch(filters)` collects one; `client.reconcile(filter, items)`
+runs a NIP-77 reconciliation. Every subscription ends with a
 `SubscriptionResult` whose `EndReason` says why, whatever the relay does.
 """
 
@@ -13,6 +14,8 @@ from connectors.client.frames import (
     EoseFrame,
     EventFrame,
     Garbage,
+    NegErrFrame,
+    NegMsgFrame,
     NoticeFrame,
     OkFrame,
     RelayMessage,
@@ -20,6 +23,7 @@ from connectors.client.frames import (
 )
 from connectors.client.limits import ClientLimits
 from connectors.client.outcome import EndReason, Fetched, ReceivedEvent, SubscriptionResult
+from connectors.client.reconciliation import NegEnd, NegentropyLimits, Reconciliation
 from connectors.client.subscription import AUTH_REQUIRED_PREFIX, Subscription
 
 __all__ = [
@@ -32,9 +36,14 @@ __all__ = [
     "EventFrame",
     "Fetched",
     "Garbage",
+    "NegEnd",
+    "NegErrFrame",
+    "NegMsgFrame",
+    "NegentropyLimits",
     "NoticeFrame",
     "OkFrame",
     "ReceivedEvent",
+    "Reconciliation",
     "RelayClient",
     "RelayMessage",
     "Subscription",

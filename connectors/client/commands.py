@@ -1,4 +1,6 @@
-"""Client-to-relay messages (NIP-01 REQ and CLOSE, NIP-42 AUTH), encoded without I/O."""
+"""Client-to-relay messages (NIP-01 REQ and CLOSE, NIP-42 AUTH, NIP-77 NEG-*), encoded without
+I/O.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +19,18 @@ def req_message(subscription_id: str, filters: Sequence[Filter]) -> str:
 
 def close_message(subscription_id: str) -> str:
     return _COMPACT.encode(["CLOSE", subscription_id])
+
+
+def neg_open_message(subscription_id: str, flt: Filter, message: bytes) -> str:
+    return _COMPACT.encode(["NEG-OPEN", subscription_id, flt.to_dict(), message.hex()])
+
+
+def neg_msg_message(subscription_id: str, message: bytes) -> str:
+    return _COMPACT.encode(["NEG-MSG", subscription_id, message.hex()])
+
+
+def neg_close_message(subscription_id: str) -> str:
+    return _COMPACT.encode(["NEG-CLOSE", subscription_id])
 
 
 def auth_event(secret_key_hex: str, relay_url: str, challenge: str, created_at: int) -> Event:

@@ -20,7 +20,9 @@ from connectors.client.auth import AuthState
 from connectors.client.dial import dial
 from connectors.client.limits import ClientLimits
 from connectors.client.outcome import Fetched
+from connectors.client.reconciliation import NegentropyLimits, Reconciliation, run_reconciliation
 from connectors.client.subscription import Subscription
+from connectors.negentropy import ItemSet
 
 
 class RelayClient:
@@ -106,6 +108,12 @@ class RelayClient:
         async with self.subscribe(filters, subscription_id=subscription_id) as subscription:
             events = [event async for event in subscription]
         return Fetched(events, subscription.result)
+
+    async def reconcile(
+        self, flt: Filter, items: ItemSet, limits: NegentropyLimits | None = None
+    ) -> Reconciliation:
+        """Reconcile `items` with the relay's events matching `flt` (NIP-77, negentropy)."""
+        return await run_reconciliation(self, flt, items, limits or NegentropyLimits())
 
     def _claim(self) -> None:
         if self._busy:

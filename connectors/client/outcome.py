@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class EndReason(StrEnum):
@@ -31,13 +32,14 @@ class ReceivedEvent:
 
     `event_id` and `created_at` are what the object claims (None when absent or mistyped): good
     enough to key `events.raw` and to move a sync cursor, never proof that the event is genuine.
-    `seen_at` is Unix time in seconds.
+    `seen_at` is Unix time in seconds. `fields` is the decoded object (see `EventFrame`).
     """
 
     text: str
     event_id: str | None
     created_at: int | None
     seen_at: float
+    fields: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

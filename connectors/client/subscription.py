@@ -232,7 +232,9 @@ class Subscription:
         self._events += 1
         if self._first_event_ms is None:
             self._first_event_ms = self._since_req()
-        return ReceivedEvent(frame.text, frame.event_id, frame.created_at, time.time())
+        return ReceivedEvent(
+            frame.text, frame.event_id, frame.created_at, time.time(), frame.fields
+        )
 
     async def _relay_closed(self, reason: str) -> None:
         if not reason.startswith(AUTH_REQUIRED_PREFIX):

@@ -99,12 +99,16 @@ class Coverage:
         return Coverage(since, until, _label(missing, [*newer.gaps, *self.gaps]))
 
 
-def cursor_record(relay_url: str, coverage: Coverage, *, updated_at_ms: int) -> dict[str, Any]:
-    """The `SyncCursor` value for the `sync-cursors` topic."""
+def cursor_record(
+    relay_url: str, coverage: Coverage, *, updated_at_ms: int, method: str = "bisection"
+) -> dict[str, Any]:
+    """The `SyncCursor` value for the `sync-cursors` topic; `method` is `negentropy` for a relay
+    known to speak NIP-77, else `bisection`.
+    """
     return {
         "relay_url": relay_url,
         "updated_at": updated_at_ms,
-        "method": "bisection",
+        "method": method,
         "complete_since": coverage.complete_since,
         "complete_until": coverage.complete_until,
         "gaps": [

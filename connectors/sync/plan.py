@@ -18,8 +18,17 @@ request. Three rules prove completeness, each sound under that model:
 A page that is merely shorter than the limit proves nothing (c may be its length), and neither
 does a page that brings no new ids: a relay capped at c that holds more than c events in one
 second returns the same c again and again. When a page could have been cut by an unknown cap, one
-request without time bounds raises `floor` as far as any answer can: to c, or to everything the
-relay holds.
+request for all time (`since` 0, as some relays match nothing for a filter without conditions)
+raises `floor` as far as any answer can: to c, or to everything the relay holds.
+
+NIP-01 reads `until` inclusively, but some relays (nostr-relay) match `created_at < until`. Asked
+for `..until` such a relay silently leaves out the second `until`, so the planner learns which
+reading a relay uses, and asks an exclusive one for `until + 1`. Until it knows, it asks for
+`until + 1` too, which both readings answer correctly except that an inclusive relay may add
+events of the second above: that answer proves the relay inclusive and is asked again with the
+real bound. A request whose `until` second is known to hold a matching event tells the two
+apart: an exclusive relay answers it without any event of that second. When no such request is
+due, one request for a second known to hold an event (`since` = `until`, limit 1) settles it.
 
 A page whose events all share one second cannot move on by time. That second is split by kinds,
 then by authors, halving lists until every part is short. NIP-01 has no negation, so values nobody
@@ -67,14 +76,17 @@ class SyncPolicy:
 
 @dataclass(frozen=True, slots=True)
 class RelayCap:
-    """What is known of a relay's silent cap; hand it from one window's planner to the next.
+    """What is known of a relay's answers; hand it from one window's planner to the next.
 
     `floor` is the largest answer the relay has sent, so it never cuts an answer shorter. `probed`
-    says a request without time bounds was made, so no answer can raise `floor` any further.
+    says a request for all time was made, so no answer can raise `floor` any further.
+    `until_exclusive` says whether the relay matches `created_at < until` instead of NIP-01's
+    `<=`; None until an answer has shown which.
     """
 
     floor: int = 0
     probed: bool = False
+    until_exclusive: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +158,11 @@ class WindowPlanner:
         self._cap = RelayCap() if cap is None else cap
         self._frontier = until + 1
         self._gaps: list[Gap] = []
+        self._witness: Event | None = None
+        self._whole = _Cell(
+            None if self._base.kinds is None else frozenset(self._base.kinds),
+            None if self._base.authors is None else frozenset(self._base.authors),
+        )
         self._requests = 0
         self._steps = self._plan()
         self._request: Filter | None = next(self._steps, None)
@@ -193,7 +210,7 @@ class WindowPlanner:
     def _sweep(self) -> _Steps:
         top = self._until
         while top >= self._since:
-            page = yield from self._ask(self._window(self._since, top))
+            page = yield from self._ask(self._since, top, self._whole)
             if (yield from self._proves_all(page)):
                 break
             if not page.events:
@@ -212,7 +229,7 @@ class WindowPlanner:
         if count == 0 or self._is_short(count):
             return True
         if count < self._limit and not self._cap.probed:
-            yield from self._ask(replace(self._base, limit=self._limit))
+            yield from self._send(replace(self._base, since=0, limit=self._limit))
             self._cap = replace(self._cap, probed=True)
             return self._is_short(count)
         return False
@@ -221,15 +238,14 @@ class WindowPlanner:
         """Pull one crowded second by kinds and authors, and settle it."""
         found = {event.id: event for event in crowded}
         unproven: list[str] = []
-        cells = deque(self._split(_Cell(self._base_kinds(), self._base_authors()), found, unproven))
+        cells = deque(self._split(self._whole, found, unproven))
         spent = 0
         while cells:
             if spent == self._policy.max_requests_per_second:
                 unproven.append(f"the rest after {spent} requests")
                 break
             cell = cells.popleft()
-            flt = replace(self._window(second, second), kinds=cell.kinds, authors=cell.authors)
-            page = yield from self._ask(flt)
+            page = yield from self._ask(second, second, cell)
             spent += 1
             found.update((event.id, event) for event in page.events)
             if not self._is_short(_count(page)):
@@ -268,8 +284,51 @@ class WindowPlanner:
         unproven.append(f"kind {kind} by {author}")
         return []
 
-    def _ask(self, flt: Filter) -> Generator[Filter, Page, Page]:
-        """Propose `flt`; return the answer once it is known to be usable, learning the cap."""
+    def _ask(self, since: int, until: int, cell: _Cell) -> Generator[Filter, Page, Page]:
+        """Ask for a page of seconds `since..until` (inclusive) of `cell`; return the answer.
+
+        Learns how the relay reads `until` on the way, asking again when an answer turns out to
+        have been for the wrong bound.
+        """
+        flt = replace(
+            self._base,
+            since=since,
+            until=until,
+            limit=self._limit,
+            kinds=cell.kinds,
+            authors=cell.authors,
+        )
+        exclusive = self._cap.until_exclusive
+        detecting = exclusive is None and self._holds(flt)
+        if exclusive is None and not detecting and self._witness is not None:
+            yield from self._probe_until(self._witness.created_at)
+            exclusive = self._cap.until_exclusive
+        above = exclusive is not False and not detecting
+        page = yield from self._send(replace(flt, until=until + 1) if above else flt)
+        if above and any(event.created_at > until for event in page.events):
+            self._cap = replace(self._cap, until_exclusive=False)
+            return (yield from self._ask(since, until, cell))
+        if not above and exclusive is None:
+            at_bound = any(event.created_at == until for event in page.events)
+            self._cap = replace(self._cap, until_exclusive=not at_bound)
+            if not at_bound:
+                return (yield from self._ask(since, until, cell))
+        if page.events:
+            self._witness = page.events[-1]
+        return page
+
+    def _holds(self, flt: Filter) -> bool:
+        """Whether the relay is known to hold an event `flt` matches in its `until` second."""
+        witness = self._witness
+        return witness is not None and witness.created_at == flt.until and matches(flt, witness)
+
+    def _probe_until(self, second: int) -> Generator[Filter, Page, None]:
+        """Ask for one event of a second known to hold one: an exclusive relay sends none."""
+        page = yield from self._send(replace(self._base, since=second, until=second, limit=1))
+        self._cap = replace(self._cap, until_exclusive=not page.events)
+
+    def _send(self, flt: Filter) -> Generator[Filter, Page, Page]:
+        """Propose `flt` unchanged; return the answer once known to be usable; learn the cap."""
         if self._requests == self._policy.max_requests:
             raise _Stop(f"gave up after {self._requests} requests in this window")
         self._requests += 1
@@ -288,15 +347,6 @@ class WindowPlanner:
 
     def _is_short(self, count: int) -> bool:
         return count < min(self._limit, self._cap.floor)
-
-    def _window(self, since: int, until: int) -> Filter:
-        return replace(self._base, since=since, until=until, limit=self._limit)
-
-    def _base_kinds(self) -> frozenset[int] | None:
-        return None if self._base.kinds is None else frozenset(self._base.kinds)
-
-    def _base_authors(self) -> frozenset[str] | None:
-        return None if self._base.authors is None else frozenset(self._base.authors)
 
     def _settle(self, second: int, gap_reason: str | None = None) -> None:
         """Settle every second from `second` up; those not settled before form a gap if given."""

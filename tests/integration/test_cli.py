@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bigbrotr.config import Settings
+from tests.support.cli import run_bigbrotr
 from tests.support.events import history
 
 pytestmark = pytest.mark.integration
-
-BIGBROTR = [sys.executable, "-c", "from bigbrotr.cli import main; main()"]
-
-
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BIGBROTR_")}
-    return subprocess.run(
-        [*BIGBROTR, *args],
-        env={**clean, "COLUMNS": "200", **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -41,23 +24,26 @@ def env(settings: Settings) -> dict[str, str]:
     }
 
 
-def test_topics_create_is_idempotent(env: dict[str, str], tmp_path: Path) -> None:
-    first = _run(["topics", "create"], env, tmp_path)
+def test_topics_create_is_idempotent(
+    env: dict[str, str], tmp_path: Path, settings: Settings
+) -> None:
+    topics = len(settings.kafka.topics)
+    first = run_bigbrotr(["topics", "create"], env, tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("created") == 7
-    second = _run(["topics", "create"], env, tmp_path)
+    assert first.stdout.count("created") == topics
+    second = run_bigbrotr(["topics", "create"], env, tmp_path)
     assert second.returncode == 0, second.stderr
     assert "created" not in second.stdout
-    assert second.stdout.count("exists") == 7
+    assert second.stdout.count("exists") == topics
 
 
 def test_migrate_then_status(env: dict[str, str], tmp_path: Path) -> None:
-    applied = _run(["migrate"], env, tmp_path)
+    applied = run_bigbrotr(["migrate"], env, tmp_path)
     assert applied.returncode == 0, applied.stderr
     assert "applied 0001" in applied.stdout
-    again = _run(["migrate"], env, tmp_path)
+    again = run_bigbrotr(["migrate"], env, tmp_path)
     assert "0 migration(s) applied" in again.stdout
-    status = _run(["migrate", "--status"], env, tmp_path)
+    status = run_bigbrotr(["migrate", "--status"], env, tmp_path)
     assert status.returncode == 0, status.stderr
     assert "pending" not in status.stdout
     assert "applied" in status.stdout
@@ -66,7 +52,7 @@ def test_migrate_then_status(env: dict[str, str], tmp_path: Path) -> None:
 def test_config_show_masks_the_password(env: dict[str, str], tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("correct-horse")
-    shown = _run(
+    shown = run_bigbrotr(
         ["config", "show"], {**env, "BIGBROTR_DATABASE__PASSWORD_FILE": str(secret)}, tmp_path
     )
     assert shown.returncode == 0, shown.stderr
@@ -93,7 +79,7 @@ def test_config_show_masks_the_password(env: dict[str, str], tmp_path: Path) -> 
 def test_failures_are_one_line_with_a_next_step(
     env: dict[str, str], tmp_path: Path, args: list[str], env_extra: dict[str, str], expected: str
 ) -> None:
-    result = _run(args, {**env, **env_extra}, tmp_path)
+    result = run_bigbrotr(args, {**env, **env_extra}, tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -103,7 +89,7 @@ def test_failures_are_one_line_with_a_next_step(
 
 
 def test_bad_cli_arguments_are_usage_errors(env: dict[str, str], tmp_path: Path) -> None:
-    result = _run(["topics", "obliterate"], env, tmp_path)
+    result = run_bigbrotr(["topics", "obliterate"], env, tmp_path)
     assert result.returncode == 2
     assert "No such command" in result.stderr
 
@@ -113,8 +99,8 @@ def test_sync_pulls_a_relay_into_events_raw(
 ) -> None:
     relay = local_relay_history
     env = {**env, "BIGBROTR_CONNECTORS__ALLOW": json.dumps([relay.host_port])}
-    assert _run(["topics", "create"], env, tmp_path).returncode == 0
-    result = _run(["sync", relay.url, "--since", "0"], env, tmp_path)
+    assert run_bigbrotr(["topics", "create"], env, tmp_path).returncode == 0
+    result = run_bigbrotr(["sync", relay.url, "--since", "0"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     published = int(result.stdout.split(": ", 1)[1].split(" event(s)", 1)[0])
     assert published >= len(history()), "every event of the relay is published (repeats allowed)"
@@ -125,13 +111,13 @@ def test_sync_pulls_a_relay_into_events_raw(
 def test_sync_refuses_a_private_relay_not_on_the_allow_list(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    assert _run(["topics", "create"], env, tmp_path).returncode == 0
-    result = _run(["sync", "ws://127.0.0.1:9", "--since", "0"], env, tmp_path)
+    assert run_bigbrotr(["topics", "create"], env, tmp_path).returncode == 0
+    result = run_bigbrotr(["sync", "ws://127.0.0.1:9", "--since", "0"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "url_refused" in result.stdout
 
 
 def test_sync_rejects_a_malformed_url(env: dict[str, str], tmp_path: Path) -> None:
-    result = _run(["sync", "http://not-a-relay"], env, tmp_path)
+    result = run_bigbrotr(["sync", "http://not-a-relay"], env, tmp_path)
     assert result.returncode == 2
     assert "RELAY" in result.stderr

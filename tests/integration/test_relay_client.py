@@ -15,6 +15,7 @@ import pytest
 
 from bigbrotr.nostr import Filter, InvalidEvent, RejectReason, parse_event, verify
 from connectors.client import ClientLimits, EndReason, Fetched, RelayClient
+from connectors.client.dial import dial
 from tests.support.events import BASE_TIME, TEST_KEYS, history, make_events
 from tests.support.hostile_relay import GARBAGE_FRAMES, Behaviour, HostileRelay
 from tests.support.loader import load_events
@@ -179,6 +180,16 @@ async def test_onion_relays_are_dialled_through_the_socks_proxy(hostile: Hostile
     assert [event.event_id for event in fetched.events] == [e.id for e in hostile.events]
     assert any(f"{ONION.removeprefix('ws://')}:80" in line for line in proxy.requests)
     assert hostile.connections == 1
+
+
+async def test_sockets_send_small_frames_at_once(hostile: HostileRelay) -> None:
+    """Nagle's algorithm would hold a REQ sent after a CLOSE until the relay's delayed ACK."""
+    async with asyncio.timeout(PROMPTLY), socks_proxy(hostile.host_port) as proxy:
+        for url, via in ((hostile.url, None), (ONION, proxy.url)):
+            ws = await dial(url, allow=[hostile.host_port], proxy=via, limits=ClientLimits())
+            sock = ws.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            await ws.close()
 
 
 async def test_onion_relays_without_a_proxy_fail_to_connect() -> None:

@@ -10,20 +10,21 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from websockets.asyncio.server import ServerConnection, serve
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
-from bigbrotr.nostr import Event, parse_event
+from bigbrotr.nostr import Event, Filter, parse_event
+from bigbrotr.producer import Producer, new_producer
 from bigbrotr.topics import create_topics
 from connectors.client import EndReason
 from connectors.sync import Coverage, SyncPolicy
-from connectors.synchronizer import SyncReport, load_cursor, new_producer, sync_relay
+from connectors.synchronizer import SyncReport, load_cursor, sync_relay
 from tests.support.events import BASE_TIME, history, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.loader import load_events
-from tests.support.relays import LOW_CAP, RunningRelay, local_relay
+from tests.support.relays import LOW_CAP, RunningRelay, local_relay, nostr_relay
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,33 @@ def burst_events() -> list[Event]:
 
 
 @pytest.fixture(scope="module")
+def crowded_history() -> list[Event]:
+    """3000 events over the day (the newest in the window's top second) and, in each of two
+    seconds, 150 events of two kinds (three times the low cap), with two events just below each.
+    """
+    events = make_events(3000, label="nostr-relay spread")
+    for second in (BASE_TIME + 20_000, BASE_TIME + 70_000):
+        for kind in (1, 7):
+            label = f"crowded {second} kind {kind}"
+            events += make_events(75, since=second, same_second=True, kind=kind, label=label)
+        events += make_events(2, since=second - 1, same_second=True, label=f"below {second}")
+    return events
+
+
+@pytest.fixture(scope="module")
+async def low_cap_nostr_relay(
+    tmp_path_factory: pytest.TempPathFactory, crowded_history: list[Event]
+) -> AsyncIterator[tuple[RunningRelay, set[str]]]:
+    """nostr-relay (exclusive `until`) answering at most `LOW_CAP` events per REQ, and the ids
+    it acknowledged.
+    """
+    with nostr_relay(tmp_path_factory.mktemp("sync-nostr-relay"), max_limit=LOW_CAP) as relay:
+        held = await load_events(relay.url, crowded_history)
+        assert held == {event.id for event in crowded_history}
+        yield relay, held
+
+
+@pytest.fixture(scope="module")
 async def low_cap_burst_relay(
     tmp_path_factory: pytest.TempPathFactory, burst_events: list[Event]
 ) -> AsyncIterator[RunningRelay]:
@@ -53,7 +81,7 @@ async def low_cap_burst_relay(
 
 
 @pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+async def producer(settings: Settings) -> AsyncIterator[Producer]:
     create_topics(settings.kafka)
     producer = new_producer(settings)
     await producer.start()
@@ -64,7 +92,7 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def sync(
-    url: str, allow: str, settings: Settings, producer: AIOKafkaProducer, **kw: Any
+    url: str, allow: str, settings: Settings, producer: Producer, **kw: Any
 ) -> SyncReport:
     async with asyncio.timeout(PROMPTLY):
         return await sync_relay(
@@ -121,13 +149,9 @@ def in_gaps(coverage: Coverage, events: Sequence[Event]) -> set[str]:
 
 
 async def test_whole_history_reaches_events_raw_and_resume_repeats_only_the_edge(
-    local_relay_history: RunningRelay, settings: Settings, producer: AIOKafkaProducer
+    local_relay_history: RunningRelay, settings: Settings, producer: Producer
 ) -> None:
-    """LocalRelay's cap (500) is above its 400-event second, so that second is pulled whole.
-
-    Not nostr-relay: it reads `until` as exclusive (NIP-01 says inclusive), so the events of each
-    page's oldest second are never asked for again and are lost without a gap.
-    """
+    """LocalRelay's cap (500) is above its 400-event second, so that second is pulled whole."""
     relay = local_relay_history
     report = await sync(relay.url, relay.host_port, settings, producer)
 
@@ -155,11 +179,36 @@ async def test_whole_history_reaches_events_raw_and_resume_repeats_only_the_edge
     assert again.cursor == Coverage(SINCE, UNTIL)
 
 
+async def test_a_relay_reading_until_exclusively_is_pulled_whole(
+    low_cap_nostr_relay: tuple[RunningRelay, set[str]],
+    crowded_history: list[Event],
+    settings: Settings,
+    producer: Producer,
+) -> None:
+    """nostr-relay matches `created_at < until`; the planner learns it and asks one second more.
+
+    Its cap is far below a page and below each crowded second; listing the kinds and authors lets
+    the planner split those seconds until every part is proven.
+    """
+    relay, held = low_cap_nostr_relay
+    base = Filter(kinds=[1, 7], authors=sorted({event.pubkey for event in crowded_history}))
+    report = await sync(relay.url, relay.host_port, settings, producer, base=base)
+
+    assert report.gaps == ()
+    assert report.cursor == Coverage(SINCE, UNTIL)
+    assert report.cap.until_exclusive is True
+    assert report.cap.floor == LOW_CAP
+    assert report.end_reasons == {EndReason.EOSE: report.requests}
+    records, _ = await raw_records(settings)
+    assert len(records) == report.published
+    assert ids_of(records) == held
+
+
 async def test_a_cap_below_a_crowded_second_leaves_a_visible_gap_and_nothing_else(
     low_cap_burst_relay: RunningRelay,
     burst_events: list[Event],
     settings: Settings,
-    producer: AIOKafkaProducer,
+    producer: Producer,
 ) -> None:
     relay = low_cap_burst_relay
     report = await sync(relay.url, relay.host_port, settings, producer)
@@ -175,7 +224,7 @@ async def test_a_cap_below_a_crowded_second_leaves_a_visible_gap_and_nothing_els
 
 
 async def test_a_relay_flooding_garbage_ends_as_a_gap_over_the_window(
-    hostile: HostileRelay, settings: Settings, producer: AIOKafkaProducer
+    hostile: HostileRelay, settings: Settings, producer: Producer
 ) -> None:
     report = await sync(
         hostile.url_for(Behaviour.GARBAGE_FLOOD), hostile.host_port, settings, producer
@@ -191,7 +240,7 @@ async def test_a_relay_flooding_garbage_ends_as_a_gap_over_the_window(
 
 
 async def test_forged_events_are_published_exactly_as_sent(
-    hostile: HostileRelay, settings: Settings, producer: AIOKafkaProducer
+    hostile: HostileRelay, settings: Settings, producer: Producer
 ) -> None:
     report = await sync(
         hostile.url_for(Behaviour.BAD_EVENTS), hostile.host_port, settings, producer
@@ -208,7 +257,7 @@ UNREADABLE = '{"id": "not an id", "kind": "one", "content": 7}'
 
 
 async def test_event_objects_that_cannot_be_parsed_are_published_raw(
-    settings: Settings, producer: AIOKafkaProducer
+    settings: Settings, producer: Producer
 ) -> None:
     async def answer(ws: ServerConnection) -> None:
         async for frame in ws:

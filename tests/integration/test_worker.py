@@ -7,22 +7,25 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.nostr import sign_event
 from bigbrotr.topics import create_topics
+from streams.reprocess import validator_group
+from tests.support.cli import BIGBROTR
 
 pytestmark = pytest.mark.integration
 
@@ -90,11 +93,15 @@ def _env(settings: Settings) -> dict[str, str]:
 def start_worker(stream_settings: Settings, tmp_path: Path) -> Iterator[Any]:
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*extra: str) -> subprocess.Popen[bytes]:
+    def start(*extra: str, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
+        """A worker process; a second concurrent worker needs a `data_dir` of its own."""
         log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        env = _env(stream_settings)
+        if data_dir is not None:
+            env["BIGBROTR_STREAMS__DATA_DIR"] = str(data_dir)
         process = subprocess.Popen(
-            [sys.executable, "-c", "from bigbrotr.cli import main; main()", "worker", *extra],
-            env=_env(stream_settings),
+            [*BIGBROTR, "worker", *extra],
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -270,3 +277,69 @@ def test_sigterm_mid_stream_stops_within_ten_seconds(
     time.sleep(8)
     assert worker.poll() is None, "the worker should still be busy with the load"
     assert _stop(worker) < 10
+
+
+def _busy_load(settings: Settings) -> RawLoad:
+    return _produce_load(
+        settings, count=1000, relays=tuple(f"wss://r{n}.example" for n in range(4))
+    )
+
+
+@pytest.mark.open_defect
+def test_sigterm_mid_stream_then_restart_loses_and_duplicates_nothing(
+    stream_settings: Settings, start_worker: Any
+) -> None:
+    load = _busy_load(stream_settings)
+    worker = start_worker()
+    time.sleep(6)
+    assert worker.poll() is None, "the worker should still be busy with the load"
+    assert _stop(worker) < 10
+    start_worker()
+    _assert_outputs(stream_settings, load)
+
+
+def test_kill_9_restart_and_reprocessing_lose_and_duplicate_nothing(
+    stream_settings: Settings, start_worker: Any
+) -> None:
+    load = _busy_load(stream_settings)
+    worker = start_worker()
+    time.sleep(6)
+    worker.kill()
+    worker.wait()
+    restarted = start_worker()
+    _assert_outputs(stream_settings, load)
+    assert _stop(restarted) < 10
+    start_worker("--reprocess")
+    _assert_outputs(stream_settings, load)
+
+
+def _members_with_partitions(settings: Settings) -> int:
+    """Members of the worker group holding partitions; 0 while it rebalances.
+
+    A plain AdminClient: with a Python `logger` configured, librdkafka never completes this call.
+    """
+    group = validator_group(settings)
+    try:
+        admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+        described = admin.describe_consumer_groups([group])[group].result(5)
+    except (KafkaException, FutureTimeout):
+        return 0
+    if described.state != ConsumerGroupState.STABLE:
+        return 0
+    return sum(1 for member in described.members if member.assignment.topic_partitions)
+
+
+@pytest.mark.open_defect
+def test_two_workers_share_partitions_and_one_takes_over_from_a_killed_one(
+    stream_settings: Settings, start_worker: Any, tmp_path: Path
+) -> None:
+    load = _busy_load(stream_settings)
+    first = start_worker()
+    start_worker(data_dir=tmp_path / "second-worker")
+    deadline = time.monotonic() + 60
+    while _members_with_partitions(stream_settings) < 2:
+        assert time.monotonic() < deadline, "the two workers never shared the partitions"
+        time.sleep(0.5)
+    first.kill()
+    first.wait()
+    _assert_outputs(stream_settings, load)

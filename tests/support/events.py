@@ -19,16 +19,17 @@ def make_events(
     same_second: bool = False,
     kind: int = 1,
     label: str = "event",
+    author: int | None = None,
 ) -> list[Event]:
-    """`count` distinct events from the test keys, `created_at` spread evenly over
-    [since, until], or all at `since` when `same_second` (the case relay caps get wrong).
-    `label` goes into the content so separate batches never share an id.
+    """`count` distinct events from the test keys (only `TEST_KEYS[author]` when given),
+    `created_at` spread evenly over [since, until], or all at `since` when `same_second` (the
+    case relay caps get wrong). `label` goes into the content so batches never share an id.
     """
     span = max(until - since, 0)
     events = []
     for index in range(count):
         created_at = since if same_second or count == 1 else since + span * index // (count - 1)
-        key = TEST_KEYS[index % len(TEST_KEYS)]
+        key = TEST_KEYS[index % len(TEST_KEYS) if author is None else author]
         events.append(sign_event(key, created_at, kind, [["t", "bigbrotr"]], f"{label} {index}"))
     return events
 

@@ -48,6 +48,12 @@ class Behaviour(StrEnum):
     NOTICE = "notice"  # a NOTICE, then the events and EOSE
     STALL = "stall"  # accepts TCP, never answers the websocket handshake
     REDIRECT = "redirect"  # answers the handshake with an HTTP redirect to another relay
+    # NIP-77 (the other behaviours ignore NEG-OPEN, as relays without NIP-77 do):
+    NEG_ERR = "neg-err"  # NEG-ERR with `closed_reason` to every NEG-OPEN; REQs served honestly
+    NEG_ENDLESS = "neg-endless"  # a new random fingerprint for everything, every round
+    NEG_GARBAGE = "neg-garbage"  # a NEG-MSG whose message is not hex
+    NEG_STALL = "neg-stall"  # answers NEG-OPEN as NEG_ENDLESS does, then never again
+    NEG_NOTICE = "neg-notice"  # a NOTICE with `notice` for NEG-OPEN (a relay that does not know it)
 
 
 GARBAGE_FRAMES: tuple[str | bytes, ...] = (
@@ -173,6 +179,8 @@ class HostileRelay:
                     await ws.send(json.dumps(refusal))
                 elif message[0] == "REQ":
                     await self._serve(ws, behaviour, message[1])
+                elif message[0] in ("NEG-OPEN", "NEG-MSG"):
+                    await self._reconcile(ws, behaviour, message[0], message[1])
         except ConnectionClosed:
             pass
 
@@ -220,6 +228,23 @@ class HostileRelay:
             case _:
                 await self._send_events(ws, sub, self.events)
                 await ws.send(json.dumps(["EOSE", sub]))
+
+    async def _reconcile(
+        self, ws: ServerConnection, behaviour: Behaviour, kind: str, sub: str
+    ) -> None:
+        # Version 1, one range up to infinity (bound 00 00), mode fingerprint (01), 16 bytes.
+        unsettled = f"61000001{secrets.token_hex(16)}"
+        match behaviour:
+            case Behaviour.NEG_ERR:
+                await ws.send(json.dumps(["NEG-ERR", sub, self.closed_reason]))
+            case Behaviour.NEG_ENDLESS:
+                await ws.send(json.dumps(["NEG-MSG", sub, unsettled]))
+            case Behaviour.NEG_GARBAGE:
+                await ws.send(json.dumps(["NEG-MSG", sub, "this is not hex"]))
+            case Behaviour.NEG_NOTICE:
+                await ws.send(json.dumps(["NOTICE", self.notice]))
+            case Behaviour.NEG_STALL if kind == "NEG-OPEN":
+                await ws.send(json.dumps(["NEG-MSG", sub, unsettled]))
 
     async def _send_events(self, ws: ServerConnection, sub: str, events: Sequence[Event]) -> None:
         await self._send_texts(ws, sub, [spelled_oddly(event) for event in events])

@@ -25,6 +25,7 @@ CONTRACT = {
     "Reject",
     "RelayProbe",
     "SyncCursor",
+    "RelayCandidate",
 }
 SEEN = datetime(2024, 3, 26, 16, 5, 25, 123000, tzinfo=UTC)
 
@@ -92,7 +93,12 @@ def test_enums_that_may_grow_have_a_default() -> None:
         for t in _named_types(_load(path))
         if t["type"] == "enum"
     }
-    assert defaults == {"Network": None, "RejectReason": "other", "SyncMethod": "bisection"}
+    assert defaults == {
+        "Network": None,
+        "RejectReason": "other",
+        "SyncMethod": "bisection",
+        "CandidateStatus": "pending",
+    }
 
 
 def test_shared_types_are_defined_identically_in_each_file() -> None:

@@ -16,6 +16,8 @@ from connectors.client import (
     EoseFrame,
     EventFrame,
     Garbage,
+    NegErrFrame,
+    NegMsgFrame,
     NoticeFrame,
     OkFrame,
     parse_frame,
@@ -112,6 +114,29 @@ def test_claimed_id_and_created_at_are_read_only_when_well_typed() -> None:
     assert (odd.event_id, odd.created_at) == (None, None)
 
 
+def test_an_event_frame_carries_its_decoded_object() -> None:
+    message = parse_frame('["EVENT","s",{"id":"abc","tags":[["t","x"]],"kind":1}]')
+    assert isinstance(message, EventFrame)
+    assert message.fields == {"id": "abc", "tags": [["t", "x"]], "kind": 1}
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '["EVENT","s",{"id":"abc","content":"\\ud800"}]',
+        '["EVENT","s",{"id":"abc","created_at":1e400}]',
+        '["\\u0045VENT","s",{"id":"abc"}]',
+        '["EVENT","\\"s\\"",{"id":"abc"}]',
+    ],
+)
+def test_what_the_fast_path_leaves_is_read_by_the_strict_scanner(frame: str) -> None:
+    message = parse_frame(frame)
+    outer = json.loads(frame)
+    assert isinstance(message, EventFrame)
+    assert (message.subscription_id, message.event_id) == (outer[1], "abc")
+    assert json.loads(message.text) == message.fields == outer[2]
+
+
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [
@@ -161,3 +186,19 @@ def test_malformed_frames_are_garbage_with_a_reason(frame: str, because: str) ->
 
 def test_binary_frames_are_garbage() -> None:
     assert parse_frame(b'["EOSE","sub"]') == Garbage("binary frame of 14 bytes")
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        ('["NEG-MSG","n1","6100"]', NegMsgFrame("n1", "6100")),
+        ('["NEG-ERR","n1","blocked: too big"]', NegErrFrame("n1", "blocked: too big")),
+    ],
+)
+def test_nip77_messages_are_read(frame: str, expected: object) -> None:
+    assert parse_frame(frame) == expected
+
+
+@pytest.mark.parametrize("frame", ['["NEG-MSG","n1"]', '["NEG-MSG","n1",97]', '["NEG-ERR",1,"x"]'])
+def test_malformed_nip77_messages_are_garbage(frame: str) -> None:
+    assert isinstance(parse_frame(frame), Garbage)

@@ -1,4 +1,4 @@
-"""Relay health math and offset marks: exact figures on hand-made probe histories."""
+"""Relay health math: exact figures on hand-made probe histories."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.health import HOUR_MS, HealthWindows, apply_probe, percentile
-from streams.marks import count_once
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS  # an hour boundary
 RELAY = "wss://relay.example"
@@ -28,12 +27,10 @@ def probe(at_ms: int, up: bool = True, rtt: int | None = 40, **checks: Any) -> d
 
 
 def replay(probes: list[dict[str, Any]], windows: HealthWindows = WINDOWS) -> dict[str, Any]:
-    """Apply probes in order as records 0, 1, ... of partition 0, through JSON as the table does."""
+    """Apply probes in order, through JSON as the table's changelog and store do."""
     value: dict[str, Any] | None = None
-    for offset, record in enumerate(probes):
-        value = apply_probe(value, record, 0, offset, windows)
-        assert value is not None
-        value = json.loads(json.dumps(value))
+    for record in probes:
+        value = json.loads(json.dumps(apply_probe(value, record, windows)))
     assert value is not None
     return value
 
@@ -127,17 +124,6 @@ def test_a_probe_older_than_a_week_is_outside_every_window() -> None:
     assert value["availability_7d"] == 1.0
 
 
-def test_a_probe_record_is_applied_once() -> None:
-    first = apply_probe(None, probe(T0), 2, 10, WINDOWS)
-    assert first is not None
-    assert apply_probe(first, probe(T0), 2, 10, WINDOWS) is None
-    assert apply_probe(first, probe(T0 + 1), 2, 9, WINDOWS) is None
-    other_partition = apply_probe(first, probe(T0 + 1), 1, 0, WINDOWS)
-    assert other_partition is not None
-    assert other_partition["probes_24h"] == 2
-    assert other_partition["applied"] == {"2": 10, "1": 0}
-
-
 def test_health_windows_follow_the_settings() -> None:
     from bigbrotr.config import StreamSettings
 
@@ -145,14 +131,3 @@ def test_health_windows_follow_the_settings() -> None:
         StreamSettings(health_rtt_window_s=600, health_rtt_samples=5, health_percentiles=[90])
     )
     assert windows == HealthWindows(rtt_window_ms=600_000, rtt_samples=5, percentiles=(90,))
-
-
-def test_count_once_counts_each_record_once() -> None:
-    value = count_once(None, 0, 5)
-    assert value == {"count": 1, "applied": {"0": 5}}
-    assert count_once(value, 0, 5) is None
-    assert count_once(value, 0, 4) is None
-    value = count_once(value, 3, 0)
-    assert value == {"count": 2, "applied": {"0": 5, "3": 0}}
-    value = count_once(value, 0, 6)
-    assert value == {"count": 3, "applied": {"0": 6, "3": 0}}

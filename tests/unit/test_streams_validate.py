@@ -14,7 +14,6 @@ from streams.records import (
     claimed_id,
     event_record,
     external_raw_record,
-    output_owed,
     reject_record,
     sighting_key,
     sighting_record,
@@ -101,11 +100,3 @@ def test_sighting_key_separates_relays_and_times() -> None:
     }
     assert len(keys) == 4
     assert sighting_key("e", dict(base)) == sighting_key("e", base)
-
-
-def test_output_is_owed_once_unless_a_crash_may_have_lost_it() -> None:
-    assert output_owed(None, "0:5", replayable=True)
-    assert output_owed(None, "0:5", replayable=False)
-    assert not output_owed("0:3", "0:5", replayable=True)
-    assert output_owed("0:5", "0:5", replayable=True)
-    assert not output_owed("0:5", "0:5", replayable=False)

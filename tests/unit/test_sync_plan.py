@@ -1,8 +1,14 @@
 """History sync planning against a simulated relay: completeness is claimed only when true.
 
 The fake relay follows the model the planner's proofs assume (newest first, any order within a
-second, at most min(limit, cap) events), and is as unhelpful as that model allows: its order
-within a second is either fixed, so a cut second returns the same events forever, or shuffled.
+second, at most min(limit, cap) events, `until` read inclusively as NIP-01 says or exclusively as
+nostr-relay does), and is as unhelpful as that model allows: its order within a second is either
+fixed, so a cut second returns the same events forever, or shuffled.
+
+Request counts: beyond one request per second that holds events, a window may cost one request
+for all time (to learn the relay's silent cap), one to learn how the relay reads `until` (asking
+again after an answer for the wrong bound, or one event of a second known to hold one), and the
+last page, which proves the rest empty.
 """
 
 from __future__ import annotations
@@ -51,19 +57,25 @@ class FakeRelay:
     cap: int | None = None
     shuffle: random.Random | None = None
     fail_at: int | None = None
+    until_exclusive: bool = False
     asked: list[Filter] = field(default_factory=list)
 
     def answer(self, flt: Filter) -> Page:
         self.asked.append(flt)
         if len(self.asked) == self.fail_at:
             return Page([], eose=False, detail="timed out after 10 s")
-        hits = sorted((event for event in self.events if matches(flt, event)), key=_event_id)
+        hits = sorted((event for event in self.events if self.selects(flt, event)), key=_event_id)
         if self.shuffle is not None:
             self.shuffle.shuffle(hits)
         hits.sort(key=lambda event: event.created_at, reverse=True)
         assert flt.limit is not None
         size = flt.limit if self.cap is None else min(flt.limit, self.cap)
         return Page(hits[:size])
+
+    def selects(self, flt: Filter, event: Event) -> bool:
+        if self.until_exclusive and flt.until is not None and event.created_at == flt.until:
+            return False
+        return matches(flt, event)
 
 
 def _event_id(event: Event) -> str:
@@ -213,13 +225,17 @@ DISTRIBUTIONS: dict[str, Callable[[Events, int], list[Event]]] = {
 }
 
 
+READINGS = {"until inclusive": False, "until exclusive (nostr-relay)": True}
+
+
+@pytest.mark.parametrize("reading", READINGS)
 @pytest.mark.parametrize("case", CAPS)
 @pytest.mark.parametrize("shape", DISTRIBUTIONS)
-def test_scenarios(case: str, shape: str) -> None:
+def test_scenarios(case: str, shape: str, reading: str) -> None:
     page_size, cap, max_limit = CAPS[case]
     events = Events()
     window = DISTRIBUTIONS[shape](events, effective_cap(case))
-    relay = FakeRelay(background(events) + window, cap=cap)
+    relay = FakeRelay(background(events) + window, cap=cap, until_exclusive=READINGS[reading])
     policy = SyncPolicy(page_size=page_size)
     run = pull(relay, policy=policy, max_limit=max_limit)
     missed = assert_sound(run, relay)
@@ -229,13 +245,16 @@ def test_scenarios(case: str, shape: str) -> None:
         assert (gap.since, gap.until) == (BURST, BURST)
         assert "more events in this second than it returns per request" in gap.reason
         assert {event.created_at for event in missed} == {BURST}
-        assert run.planner.requests <= len(seconds) + 2 + policy.max_requests_per_second
+        assert run.planner.requests <= len(seconds) + 3 + policy.max_requests_per_second
     else:
         assert run.planner.coverage.gaps == ()
         assert not missed
-        assert run.planner.requests <= len(seconds) + 2
+        assert run.planner.requests <= len(seconds) + 3
+    assert run.planner.cap.until_exclusive in (None, relay.until_exclusive)
     if shape == "empty window":
-        assert run.planner.requests == 1
+        # One request for ..UNTIL+1, which both readings answer for ..UNTIL; the inclusive relay
+        # adds the background's event at UNTIL+1, so it is asked again with the real bound.
+        assert run.planner.requests == (1 if relay.until_exclusive else 2)
 
 
 def test_a_page_that_brings_nothing_new_proves_nothing() -> None:
@@ -304,10 +323,12 @@ def test_the_cap_is_learned_and_carried_to_the_next_window() -> None:
     events = Events()
     relay = FakeRelay(background(events) + events.many(range(SINCE, UNTIL, 100)), cap=4)
     first = pull(relay, policy=SyncPolicy(page_size=10), until=1499)
-    assert first.planner.cap == RelayCap(floor=4, probed=True)
+    assert first.planner.cap == RelayCap(floor=4, probed=True, until_exclusive=False)
     fresh = pull(relay, since=1500, policy=SyncPolicy(page_size=10))
     carried = pull(relay, since=1500, policy=SyncPolicy(page_size=10), cap=first.planner.cap)
-    assert carried.planner.requests == fresh.planner.requests - 1
+    # Carried, the cap saves the request for all time and the repeat of the first page, which
+    # asked for ..UNTIL+1 and got the background's event there.
+    assert carried.planner.requests == fresh.planner.requests - 2
     window = {event.id for event in in_window(relay, 1500, UNTIL, None)}
     assert window <= carried.fetched
     assert window <= fresh.fetched
@@ -435,11 +456,67 @@ def test_misuse_is_refused() -> None:
 
 
 def test_max_limit_sizes_pages_and_a_nonsense_one_is_ignored() -> None:
-    assert WindowPlanner(0, 9, max_limit=20).next_request() == Filter(since=0, until=9, limit=20)
-    assert WindowPlanner(0, 9, max_limit=0).next_request() == Filter(since=0, until=9, limit=500)
+    """Until the relay's reading of `until` is known, the first page asks for one second more."""
+    assert WindowPlanner(0, 9, max_limit=20).next_request() == Filter(since=0, until=10, limit=20)
+    assert WindowPlanner(0, 9, max_limit=0).next_request() == Filter(since=0, until=10, limit=500)
     base = Filter(kinds=[1])
     planner = WindowPlanner(0, 9, base=base, policy=SyncPolicy(page_size=50), max_limit=900)
-    assert planner.next_request() == Filter(kinds=[1], since=0, until=9, limit=50)
+    assert planner.next_request() == Filter(kinds=[1], since=0, until=10, limit=50)
+    inclusive = RelayCap(until_exclusive=False)
+    assert WindowPlanner(0, 9, cap=inclusive).next_request() == Filter(since=0, until=9, limit=500)
+
+
+def sent_untils(reading_exclusive: bool) -> tuple[Run, list[int | None]]:
+    events = Events()
+    relay = FakeRelay(
+        events.many([2000, 1500, 1500, 1200, 1200]), until_exclusive=reading_exclusive
+    )
+    run = pull(relay, policy=SyncPolicy(page_size=3))
+    assert not assert_sound(run, relay)
+    assert run.planner.coverage.gaps == ()
+    return run, [flt.until for flt in relay.asked]
+
+
+def test_how_a_relay_reads_until_is_learned_from_a_second_known_to_hold_events() -> None:
+    """The first page ends at 1500, so the next asks ..1500: an exclusive relay sends no 1500.
+
+    Then the same page is asked for ..1501, and every later page one second above its bound.
+    """
+    exclusive, asked = sent_untils(reading_exclusive=True)
+    assert asked == [UNTIL + 1, 1500, 1501, 1201]
+    assert exclusive.planner.cap.until_exclusive is True
+    inclusive, asked = sent_untils(reading_exclusive=False)
+    assert asked == [UNTIL + 1, 1500, 1200]
+    assert inclusive.planner.cap.until_exclusive is False
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_below_a_crowded_top_second_one_probe_learns_the_reading(exclusive: bool) -> None:
+    """A crowded top second is split with `until` one above (the reading is not known yet); the
+    second below it was never seen, so one event of the crowded second is asked for first.
+    """
+    events = Events()
+    crowded = [events.make(UNTIL, kind, by) for kind in (1, 7) for by in range(3)]
+    below = events.many([UNTIL - 1] * 2 + [UNTIL - 2])
+    relay = FakeRelay(crowded + below, cap=4, until_exclusive=exclusive)
+    base = Filter(kinds=[1, 7], authors=[author(by) for by in range(3)])
+    run = pull(relay, base=base, policy=SyncPolicy(page_size=10))
+    assert not assert_sound(run, relay, base=base)
+    assert run.planner.coverage.gaps == ()
+    probes = [flt for flt in relay.asked if flt.limit == 1]
+    assert [(flt.since, flt.until) for flt in probes] == [(UNTIL, UNTIL)]
+    assert run.planner.cap.until_exclusive is exclusive
+
+
+def test_a_relay_wrongly_believed_exclusive_loses_nothing() -> None:
+    """An event above the bound shows the relay inclusive; that page is asked again."""
+    events = Events()
+    relay = FakeRelay([*events.many(range(SINCE, UNTIL + 1, 10)), events.make(UNTIL + 1)], cap=4)
+    run = pull(relay, policy=SyncPolicy(page_size=10), cap=RelayCap(until_exclusive=True))
+    assert not assert_sound(run, relay)
+    assert run.planner.coverage.gaps == ()
+    assert run.planner.cap.until_exclusive is False
+    assert [flt.until for flt in relay.asked[:2]] == [UNTIL + 1, UNTIL]
 
 
 # Generated relays: contents, caps, page sizes, base filters and orders.
@@ -495,7 +572,7 @@ def cases(draw: st.DrawFn) -> Case:
         split_kinds=(1, 7),
         max_filter_values=draw(st.integers(1, 4)),
     )
-    relay = FakeRelay(contents, cap=cap, shuffle=shuffle)
+    relay = FakeRelay(contents, cap=cap, shuffle=shuffle, until_exclusive=draw(st.booleans()))
     return Case(
         relay, since, until, base, policy, max_limit, limit if cap is None else min(limit, cap)
     )
@@ -533,7 +610,8 @@ def test_generated_relays(case: Case) -> None:
     window = in_window(case.relay, case.since, case.until, case.base)
     seconds = len({event.created_at for event in window})
     per_second = case.policy.max_requests_per_second
-    assert run.planner.requests <= min(case.policy.max_requests, seconds * (per_second + 1) + 2)
+    assert run.planner.requests <= min(case.policy.max_requests, seconds * (per_second + 1) + 3)
+    assert run.planner.cap.until_exclusive in (None, case.relay.until_exclusive)
     if provable(case):
         assert run.planner.coverage.gaps == ()
     if case.base is None or case.base.kinds is None:
@@ -542,7 +620,7 @@ def test_generated_relays(case: Case) -> None:
             all(size < case.effective_cap for size in crowded.values())
             and not run.planner.coverage.gaps
         ):
-            assert run.planner.requests <= seconds + 2
+            assert run.planner.requests <= seconds + 3
 
 
 # The cursor record and merging progress.

@@ -1,0 +1,278 @@
+"""Keeps one relay followed: its history from the cursor, then a live subscription, for good.
+
+A cycle pulls what the cursor leaves open (newest first, in windows that start at
+`sync.first_chunk_s` and double, publishing the cursor after each, so a stop or a lost assignment
+costs at most one window), then holds a live REQ (`since` the newest settled second, no `until`)
+and publishes each event as it arrives. The live REQ is renewed every `sync.live_session_s`:
+the next cycle pulls the history since it began, which moves the cursor forward. After any
+failure (a dropped connection, a timeout, a refused REQ) the relay waits out a jittered backoff,
+or a cool-down once its circuit opens, and the next cycle back-fills everything the cursor does
+not settle: events that arrived live but were not yet settled are pulled again, and the stream
+dedupes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bigbrotr.codec import Codec
+from bigbrotr.config import Settings
+from bigbrotr.nostr import Filter
+from bigbrotr.producer import Producer
+from connectors.assignment import AssignedRelay
+from connectors.backoff import Backoff, CircuitBreaker
+from connectors.client import ClientLimits, EndReason, RelayClient
+from connectors.negentropy_pull import NegentropyPuller
+from connectors.slots import PullSlots
+from connectors.sync import Coverage, Gap, SyncPolicy
+from connectors.synchronizer import load_cursor, raw_event_value, sync_relay
+
+log = logging.getLogger("bigbrotr.sync")
+
+LIVE_SOURCE = "live"
+UNSETTLED = "pulled before every event of these seconds may have reached the relay"
+MIN_CHUNK_S = 60
+_MAX_UNACKED = 500
+# How a live subscription ends when nothing is wrong: renewal time, or the per-REQ event bound.
+_RENEWALS = frozenset({EndReason.TOTAL_TIMEOUT, EndReason.MAX_EVENTS})
+
+MaxLimitLookup = Callable[[str], Awaitable[int | None]]
+"""The relay's NIP-11 `limitation.max_limit`, or None when unknown; it caps the page size."""
+
+
+async def no_max_limit(url: str) -> int | None:
+    return None
+
+
+class Phase(StrEnum):
+    STARTING = "starting"
+    HISTORY = "history"
+    LIVE = "live"
+    BACKOFF = "backoff"
+    CIRCUIT_OPEN = "circuit_open"
+
+
+@dataclass(slots=True)
+class FollowerStatus:
+    """What a follower is doing and has done; read by tests and status displays."""
+
+    url: str
+    phase: Phase = Phase.STARTING
+    resumed_from: Coverage | None = None
+    cursor: Coverage | None = None
+    live_since: int | None = None
+    history_published: int = 0
+    live_published: int = 0
+    failures: int = 0
+    circuit_opened: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FollowContext:
+    """What every follower of one service shares."""
+
+    settings: Settings
+    producer: Producer
+    codec: Codec
+    slots: PullSlots
+    max_limit: MaxLimitLookup = no_max_limit
+    negentropy: NegentropyPuller | None = None
+    backoff: Backoff = field(init=False)
+
+    def __post_init__(self) -> None:
+        sync = self.settings.sync
+        object.__setattr__(self, "backoff", Backoff(sync.backoff_base_s, sync.backoff_max_s))
+
+
+class RelayFollower:
+    """Run `await follower.run()` as a task; cancel it to stop (sockets are aborted at once)."""
+
+    def __init__(self, relay: AssignedRelay, context: FollowContext, *, priority: bool) -> None:
+        self.relay = relay
+        self.priority = priority
+        self.status = FollowerStatus(relay.url)
+        self._context = context
+        self._settings = context.settings
+        sync = self._settings.sync
+        self._breaker = CircuitBreaker(sync.breaker_failures, sync.breaker_cooldown_s)
+        self._chunk_s = sync.first_chunk_s
+        self._cursor: Coverage | None = None
+        self._edge: int | None = None
+
+    async def run(self) -> None:
+        loaded = full = False
+        while True:
+            try:
+                if not loaded:
+                    self._cursor = await self._load_cursor()
+                    self.status.resumed_from = self.status.cursor = self._cursor
+                    self._edge = None if self._cursor is None else self._cursor.complete_until
+                    loaded = full = True
+                failure = await self._catch_up(full)
+                if failure is None:
+                    failure = await self._live()
+            except Exception as exc:  # a relay's bug must not end its follower silently
+                log.exception("%s: unexpected failure", self.relay.url)
+                failure = f"{type(exc).__name__}: {exc}"
+            if failure is None:
+                self._breaker.record_success()
+                self.status.failures = 0
+                full = False
+                continue
+            full = True
+            await self._wait_after(failure)
+
+    async def _load_cursor(self) -> Coverage | None:
+        """Read under a pull slot: a newly assigned share starts many followers at once."""
+        async with self._context.slots.hold(self.relay.network, priority=self.priority):
+            return await load_cursor(self._settings, self.relay.url)
+
+    async def _wait_after(self, failure: str) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._breaker.record_failure(now)
+        self.status.failures = self._breaker.failures
+        self.status.last_error = failure
+        retry_at = self._breaker.retry_at()
+        if retry_at is not None and self._breaker.is_open(now):
+            self.status.phase = Phase.CIRCUIT_OPEN
+            self.status.circuit_opened += 1
+            log.warning(
+                "%s: circuit open for %.0fs after %d failures; last: %s",
+                self.relay.url,
+                retry_at - now,
+                self._breaker.failures,
+                failure,
+            )
+            await asyncio.sleep(retry_at - now)
+            return
+        delay = self._context.backoff.delay(self._breaker.failures)
+        self.status.phase = Phase.BACKOFF
+        log.info("%s: retrying in %.1fs after: %s", self.relay.url, delay, failure)
+        await asyncio.sleep(delay)
+
+    async def _catch_up(self, full: bool) -> str | None:
+        """Pull what the cursor leaves open (only the newest part unless `full`); None when
+        every window was answered, else why not.
+        """
+        cursor = self._cursor or Coverage()
+        if self._edge is not None:
+            cursor = self._cursor = reopened(cursor, self._edge)
+        windows = cursor.next_windows(int(time.time()), self._settings.sync.history_since)
+        if not full and cursor.span is not None:
+            windows = windows[:1]
+        for low, high in windows:
+            for since, until in history_windows(low, high, self._chunk_s):
+                failure = await self._pull(since, until)
+                if failure is not None:
+                    return failure
+        self._edge = None if self._cursor is None else self._cursor.complete_until
+        return None
+
+    async def _pull(self, since: int, until: int) -> str | None:
+        settings, sync = self._settings, self._settings.sync
+        max_limit = await self._context.max_limit(self.relay.url)
+        async with self._context.slots.hold(self.relay.network, priority=self.priority):
+            self.status.phase = Phase.HISTORY
+            try:
+                async with asyncio.timeout(sync.chunk_timeout_s):
+                    report = await sync_relay(
+                        self.relay.url,
+                        since=since,
+                        until=until,
+                        producer=self._context.producer,
+                        codec=self._context.codec,
+                        settings=settings,
+                        cursor=self._cursor,
+                        policy=SyncPolicy(page_size=settings.connectors.page_size),
+                        max_limit=max_limit,
+                        allow=settings.connectors.allow,
+                        limits=ClientLimits(connect_timeout=sync.connect_timeout_s),
+                        proxy=settings.connectors.socks5_proxy,
+                        negentropy=self._context.negentropy,
+                    )
+            except TimeoutError:
+                self._chunk_s = max(MIN_CHUNK_S, self._chunk_s // 4)
+                return f"pulling {since}..{until} took over {sync.chunk_timeout_s:g}s"
+        self._cursor = self.status.cursor = report.cursor
+        self.status.history_published += report.published
+        unanswered = sum(n for reason, n in report.end_reasons.items() if reason != EndReason.EOSE)
+        if unanswered:
+            reason = report.gaps[-1].reason if report.gaps else "no reason given"
+            return f"{unanswered} of {report.requests} requests unanswered: {reason}"
+        return None
+
+    async def _live(self) -> str | None:
+        """Hold one live subscription until it is due for renewal; None when it ended so."""
+        settings, sync = self._settings, self._settings.sync
+        span = None if self._cursor is None else self._cursor.span
+        since = int(time.time()) if span is None else span[1]
+        limits = ClientLimits(
+            connect_timeout=sync.connect_timeout_s, total_timeout=sync.live_session_s
+        )
+        topic = settings.kafka.topic("events.raw")
+        producer, codec = self._context.producer, self._context.codec
+        unacked: list[asyncio.Future[None]] = []
+        async with RelayClient(
+            self.relay.url,
+            limits=limits,
+            allow=settings.connectors.allow,
+            proxy=settings.connectors.socks5_proxy,
+        ) as client:
+            async with client.subscribe([Filter(since=since)], live=True) as subscription:
+                if client.connected:
+                    self.status.phase = Phase.LIVE
+                    self.status.live_since = since
+                async for received in subscription:
+                    value = raw_event_value(codec, self.relay.url, received, LIVE_SOURCE)
+                    key = None if received.event_id is None else received.event_id.encode()
+                    unacked.append(await producer.send(topic, value, key=key))
+                    self.status.live_published += 1
+                    if len(unacked) >= _MAX_UNACKED:
+                        await asyncio.gather(*unacked)
+                        unacked.clear()
+            result = subscription.result
+        await asyncio.gather(*unacked)
+        if result.end_reason in _RENEWALS:
+            return None
+        if result.eose_ms is not None:
+            # The relay answered before it failed: this failure starts a new streak.
+            self._breaker.record_success()
+        return f"live subscription ended: {result.end_reason}: {result.detail}"
+
+
+def reopened(coverage: Coverage, second: int) -> Coverage:
+    """`coverage` with `second..complete_until` unsettled again, as a gap.
+
+    A window's newest second is pulled while events created in it may still reach the relay.
+    The cursor re-pulls its `complete_until` for that reason, but a failed pull of newer seconds
+    moves `complete_until` on; reopening from the last second a successful pull ended on keeps
+    those late events from being skipped.
+    """
+    span = coverage.span
+    if span is None or second > span[1]:
+        return coverage
+    since, until = span
+    second = max(second, since)
+    kept = [gap for gap in coverage.gaps if gap.until < second]
+    kept += [
+        Gap(gap.since, second - 1, gap.reason)
+        for gap in coverage.gaps
+        if gap.since < second <= gap.until
+    ]
+    return Coverage(since, until, (*kept, Gap(second, until, UNSETTLED)))
+
+
+def history_windows(low: int, high: int, first: int) -> Iterator[tuple[int, int]]:
+    """`low..high` in windows, newest first, each twice as long as the one before."""
+    size, top = first, high
+    while top >= low:
+        bottom = max(low, top - size + 1)
+        yield bottom, top
+        top, size = bottom - 1, size * 2

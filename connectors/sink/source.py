@@ -1,0 +1,203 @@
+"""Kafka records for the sink, read with confluent-kafka (librdkafka), read_committed.
+
+Why librdkafka: it fetches and decompresses in C threads ahead of us, so a batch of thousands of
+records costs one call; the assignment callback lets us hand over the start offsets of every
+partition at once; and the producers of the connectors already use it.
+
+Offsets are never committed to Kafka and Kafka's committed offsets are never read: a partition
+always starts where `sink_offsets` says (or at its beginning), set in the assignment callback
+(`GroupSource`), or where a replay starts (`FixedSource`). The blocking calls run in a thread; the
+assignment callback runs in that thread and asks the event loop (free while it waits) for the
+stored offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, cast
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from bigbrotr.config import Settings
+from bigbrotr.errors import SinkError
+from bigbrotr.topics import kafka_unreachable
+from connectors.sink.offsets import Partition
+
+log = logging.getLogger("bigbrotr.sink")
+
+StoredOffsets = Callable[[], Coroutine[Any, Any, dict[Partition, int]]]
+
+
+def position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a record the consumer delivered (never unset then)."""
+    return cast(str, message.topic()), cast(int, message.partition()), cast(int, message.offset())
+
+
+def consumer_config(settings: Settings, *, eof: bool = False) -> dict[str, Any]:
+    session_ms = int(settings.sink.session_timeout_s * 1000)
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "group.id": settings.kafka.topic_prefix + settings.sink.group_id,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": max(session_ms // 5, 500),
+        "enable.partition.eof": eof,
+        "logger": logging.getLogger("bigbrotr.kafka"),
+    }
+
+
+class Source:
+    """What the run loop reads from; `expected` is the stored offset of every owned partition."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self.expected: dict[Partition, int | None] = {}
+        self.generation = 0
+        self.reached: dict[Partition, int] = {}
+        """Offsets at which a partition's end was seen (with `enable.partition.eof`)."""
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Any]:
+        messages = await asyncio.to_thread(self._consumer.consume, max_records, timeout_s)
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(message)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                topic, partition, offset = position(message)
+                self.reached[(topic, partition)] = offset
+            elif error.fatal():
+                raise SinkError(f"Kafka consumer failed: {error}")
+            else:
+                log.warning("Kafka: %s", error)
+        return [m for m in records if self.owns(*position(m))]
+
+    def owns(self, topic: str, partition: int, offset: int) -> bool:
+        """A record of a partition we hold, at or past what is stored (older ones are done)."""
+        key = (topic, partition)
+        if key not in self.expected:
+            return False
+        stored = self.expected[key]
+        return stored is None or offset >= stored
+
+    async def seek(self, positions: Mapping[Partition, int | None]) -> None:
+        """Read these partitions again from their stored offsets (after being fenced)."""
+        for (topic, partition), offset in positions.items():
+            if (topic, partition) not in self.expected:
+                continue
+            self.expected[(topic, partition)] = offset
+            self.reached.pop((topic, partition), None)
+            start = OFFSET_BEGINNING if offset is None else offset
+            await asyncio.to_thread(self._consumer.seek, TopicPartition(topic, partition, start))
+        self.generation += 1
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._consumer.close)
+
+
+class GroupSource(Source):
+    """Partitions shared by the consumer group; each starts at the offset stored with the rows."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Sequence[str],
+        stored: StoredOffsets,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(Consumer(consumer_config(settings)))
+        self._stored = stored
+        self._loop = loop
+        self._consumer.subscribe(list(topics), on_assign=self._assign, on_revoke=self._revoke)
+
+    def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        stored = asyncio.run_coroutine_threadsafe(self._stored(), self._loop).result()
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition))
+            tp.offset = OFFSET_BEGINNING if offset is None else offset
+            self.expected[(tp.topic, tp.partition)] = offset
+        consumer.assign(partitions)
+        self.generation += 1
+        log.info(
+            "assigned %s", ", ".join(f"{t.topic}[{t.partition}]@{t.offset}" for t in partitions)
+        )
+
+    def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.expected.pop((tp.topic, tp.partition), None)
+        consumer.unassign()
+        self.generation += 1
+
+
+class FixedSource(Source):
+    """Every partition of the topics, from given offsets, without a group (replay)."""
+
+    def __init__(self, settings: Settings, starts: Mapping[Partition, int]) -> None:
+        super().__init__(Consumer(consumer_config(settings, eof=True)))
+        self.expected = dict(starts)
+        self._consumer.assign([TopicPartition(t, p, o) for (t, p), o in starts.items()])
+
+
+def partitions_of(
+    settings: Settings, topics: Sequence[str], timeout_s: float = 10.0
+) -> list[Partition]:
+    """Every partition of `topics`; `SinkError` naming the missing topics."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "-"})
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise kafka_unreachable(settings.kafka.bootstrap_servers, exc.args[0]) from exc
+    finally:
+        consumer.close()
+    missing = [t for t in topics if t not in metadata.topics or metadata.topics[t].error]
+    if missing:
+        raise SinkError(f"topics {', '.join(missing)} do not exist; run `bigbrotr topics create`")
+    return sorted((t, p) for t in topics for p in metadata.topics[t].partitions)
+
+
+def watermarks(
+    settings: Settings, partitions: Sequence[Partition], timeout_s: float = 10.0
+) -> dict[Partition, tuple[int, int]]:
+    """(first, end) offsets per partition as a read_committed reader sees them now."""
+    consumer = Consumer(consumer_config(settings))
+    try:
+        return {
+            (t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=timeout_s)
+            for t, p in partitions
+        }
+    except KafkaException as exc:
+        raise kafka_unreachable(settings.kafka.bootstrap_servers, exc.args[0]) from exc
+    finally:
+        consumer.close()
+
+
+def offsets_at(
+    settings: Settings, partitions: Sequence[Partition], ms: int, timeout_s: float = 10.0
+) -> dict[Partition, int]:
+    """The first offset with a timestamp at or after `ms` per partition (its end if none)."""
+    consumer = Consumer(consumer_config(settings))
+    try:
+        found = consumer.offsets_for_times(
+            [TopicPartition(t, p, ms) for t, p in partitions], timeout=timeout_s
+        )
+        ends = {key: high for key, (_, high) in watermarks(settings, partitions).items()}
+    except KafkaException as exc:
+        raise kafka_unreachable(settings.kafka.bootstrap_servers, exc.args[0]) from exc
+    finally:
+        consumer.close()
+    return {
+        (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else ends[(tp.topic, tp.partition)]
+        for tp in found
+    }

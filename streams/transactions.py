@@ -1,0 +1,284 @@
+"""Exactly-once for Faust agents that send, which faust-streaming 0.15 does not give by itself.
+
+Four gaps in its `processing_guarantee="exactly_once"` lose or duplicate records after a crash
+or a rebalance:
+- a send joins the transaction of its *destination* partition, and goes out with no transaction
+  at all when the consumer has no metadata for the destination topic (every output topic), so
+  outputs commit independently of the input offsets;
+- table changes reach their changelog from a background buffer, possibly after the transaction
+  that committed the input offset;
+- offsets may commit while an agent is half-way through a record;
+- at a rebalance, producers of partitions that stay keep transactions open across it;
+- table recovery takes each changelog's last stable offset from the consumer's last fetch, which
+  is -1 for a partition not fetched yet, so it skips what it should restore or stops with a
+  ConsistencyError.
+
+So: every send made while processing a record joins the transaction of that record's source
+partition, and every producer is renewed at a rebalance (`SourceTransactions`); tables publish
+their changes with the record that made them (`RecordTable`); and a commit waits for the record
+in progress to finish (`RecordBoundary`); recovery asks the broker for the last stable offsets
+(`StableOffsetConsumer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import faust
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.streams import current_event
+from faust.tables import Table
+from faust.transport.consumer import TransactionManager
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP, AppT, CodecArg, FutureMessage, HeadersArg, RecordMetadata
+from faust.types.transports import TransportT
+
+
+class RecordBoundary:
+    """Records and commits exclude each other, so a commit never splits a record's output.
+
+    `tables` are the app's `RecordTable`s, whose changes it publishes at each record's end.
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.tables: list[RecordTable] = []
+
+    @asynccontextmanager
+    async def record(self) -> AsyncIterator[None]:
+        """Hold while processing one record; its table changes are published before release."""
+        async with self.lock:
+            yield
+            for table in self.tables:
+                await table.publish_changes()
+
+
+class StreamApp(faust.App):
+    """A Faust app whose transactions follow the records being processed."""
+
+    boundary: RecordBoundary
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.boundary = RecordBoundary()
+
+    def _new_transport(self) -> TransportT:
+        transport = super()._new_transport()
+        transport.TransactionManager = SourceTransactions  # type: ignore[misc]
+        transport.Consumer = StableOffsetConsumer  # type: ignore[misc]
+        return transport
+
+    def record_table(self, name: str, *, partitions: int) -> RecordTable:
+        """A str-keyed table in the app's store whose changes travel with their record."""
+        table = RecordTable(
+            self, name=name, partitions=partitions, key_type=str, beacon=self.tables.beacon
+        )
+        self.tables.add(table)
+        self.boundary.tables.append(table)
+        return table
+
+
+class StableOffsetConsumer(aiokafka_driver.Consumer):
+    """A consumer whose table recovery reads up to the broker's current last stable offsets, and
+    whose stream partitions resume only once they are back at their committed offsets.
+
+    Faust's recovery resumes the stream partitions and only then seeks them. Records fetched in
+    between set the read offset past the seek, so the re-read records are dropped as already
+    seen: they are never processed, and the hole they leave stops every later commit of their
+    partition.
+    """
+
+    _seek_pending: bool = False
+    _held: set[TP]
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return _StableOffsetThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._seek_pending, self._held = True, set()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        if not self._seek_pending:
+            super().resume_partitions(tps)
+            return
+        changelogs = self.app.tables.changelog_topics
+        streams = {tp for tp in tps if tp.topic not in changelogs}
+        self._held |= streams
+        super().resume_partitions(set(tps) - streams)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        self._seek_pending = False
+        super().resume_partitions(self._held)
+        self._held = set()
+
+
+class _StableOffsetThread(aiokafka_driver.AIOKafkaConsumerThread):
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        ends: Mapping[TP, int] = await self._ensure_consumer().end_offsets(partitions)
+        return ends
+
+
+class SourceTransactions(TransactionManager):
+    """Routes sends by the partition of the record being processed, not of the destination, and
+    renews every transactional producer at each rebalance.
+
+    Faust commits what it processed before a rebalance; a transaction still open after that holds
+    output of records whose offsets were not committed, so it is aborted, whoever gets the
+    partition next. Faust would keep the producers of partitions that stay, with such
+    transactions open: their output then commits later without its offsets, and the open
+    transaction holds back the changelog's last stable offset until table recovery crashes.
+    """
+
+    _open_tids: tuple[str, ...] = ()
+
+    async def on_rebalance(
+        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
+    ) -> None:
+        await self._stop_transactions(self._open_tids)
+        for table in _boundary(self.app).tables:
+            table.forget_uncommitted()
+        _forget_progress(self.consumer, assigned)
+        self._open_tids = tuple(sorted(self._tps_to_transactional_ids(assigned)))
+        await self._start_transactions(self._open_tids)
+
+    async def _stop_transactions(self, tids: Iterable[str]) -> None:
+        for transactional_id in tids:
+            await self.producer.abort_transaction(transactional_id)
+            await self.producer.stop_transaction(transactional_id)
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: HeadersArg | None,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        event = current_event()
+        if event is None:
+            return await super().send(topic, key, value, partition, timestamp, headers)
+        source: TP = event.message.tp
+        group = self.app.assignor.group_for_topic(source.topic)
+        return await self.producer.send(
+            topic,
+            key,
+            value,
+            partition,
+            timestamp,
+            headers,
+            transactional_id=f"{self.app.conf.id}-{group}-{source.partition}",
+        )
+
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        async with _boundary(self.app).lock:
+            committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
+            if committed:
+                for table in _boundary(self.app).tables:
+                    group = self.app.assignor.group_for_topic(table.changelog_topic_name)
+                    table.keep_committed(
+                        tp.partition
+                        for tp in offsets
+                        if self.app.assignor.group_for_topic(tp.topic) == group
+                    )
+            return committed
+
+
+def _forget_progress(consumer: Any, partitions: Iterable[TP]) -> None:
+    """Drop what the consumer remembers reading and acking of partitions it keeps.
+
+    Their open transactions were just aborted, so the stream goes back to the committed offsets.
+    Faust only resets this bookkeeping for revoked partitions: for kept ones a stale read offset
+    makes it drop the re-read records as already seen, and stale acks leave a hole that stops
+    every later commit of the partition, so its output stays in a transaction never committed.
+    """
+    for tp in partitions:
+        consumer._read_offset.pop(tp, None)
+        consumer._committed_offset.pop(tp, None)
+        consumer._acked.pop(tp, None)
+        consumer._acked_index.pop(tp, None)
+        consumer._gap.pop(tp, None)
+
+
+def _record_partition() -> int:
+    event = current_event()
+    if event is None:
+        raise RuntimeError("a RecordTable is only read and written while processing a record")
+    return event.message.partition
+
+
+def _boundary(app: AppT) -> RecordBoundary:
+    if not isinstance(app, StreamApp):
+        raise TypeError("SourceTransactions needs a StreamApp")
+    return app.boundary
+
+
+class RecordTable(Table[str, Any]):
+    """Changelog writes are held until the record's end, then sent inside its transaction; local
+    writes are held until that transaction commits.
+
+    So the local RocksDB copy only ever holds committed state: a transaction aborted by a crash
+    or a rebalance leaves nothing behind that would pass for output already sent.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unsent: deque[FutureMessage] = deque()
+        self._uncommitted: defaultdict[int, dict[str, Any]] = defaultdict(dict)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.on_key_set(key, value)
+        self._uncommitted[_record_partition()][key] = value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        uncommitted = self._uncommitted.get(_record_partition(), {})
+        if key in uncommitted:
+            return uncommitted[key]
+        return super().get(key, default)
+
+    def keep_committed(self, partitions: Iterable[int]) -> None:
+        """Write what records of these partitions changed, now that their transactions committed."""
+        store = cast(RocksDBStore, self.data)
+        for partition in partitions:
+            changes = self._uncommitted.pop(partition, {})
+            database = store._db_for_partition(partition)
+            for key, value in changes.items():
+                encoded = store._encode_key(key)
+                database.put(encoded, store._encode_value(value))
+                store._key_index[encoded] = partition
+
+    def forget_uncommitted(self) -> None:
+        self._uncommitted.clear()
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+    ) -> FutureMessage:
+        message = self.changelog_topic.as_future_message(
+            key=key,
+            value=value,
+            partition=partition,
+            key_serializer=key_serializer or self.key_serializer,
+            value_serializer=value_serializer or self.value_serializer,
+            callback=self._on_changelog_sent,
+            eager_partitioning=True,
+        )
+        self._unsent.append(message)
+        return message
+
+    async def publish_changes(self) -> None:
+        while self._unsent:
+            message = self._unsent.popleft()
+            await message.message.channel.publish_message(message, wait=False)
