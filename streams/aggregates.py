@@ -60,8 +60,12 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
     )
     counted = app.record_table("aggregate-counted", partitions=events_partitions)
     relay_counted = app.record_table("aggregate-relay-counted", partitions=sightings_partitions)
-    counts = {name: app.record_table(name, partitions=events_partitions) for name in COUNT_TABLES}
-    health = app.record_table(HEALTH_TABLE, partitions=probes_partitions)
+    # The public tables have bytes keys, so their changelog keys are the plain UTF-8 text.
+    counts = {
+        name: app.record_table(name, partitions=events_partitions, key_type=bytes)
+        for name in COUNT_TABLES
+    }
+    health = app.record_table(HEALTH_TABLE, partitions=probes_partitions, key_type=bytes)
     windows = HealthWindows.from_settings(settings.streams)
 
     async def dead_letter(message_event: EventT[bytes], detail: str) -> None:
@@ -106,13 +110,13 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
         if increment is None:
             await dead_letter(message_event, "not an aggregate increment")
             return
-        table = counts[increment.table]
-        table[increment.key] = (table.get(increment.key) or 0) + 1
+        table, key = counts[increment.table], increment.key.encode()
+        table[key] = (table.get(key) or 0) + 1
 
     async def add_probe(message_event: EventT[bytes]) -> None:
         probe = await decoded("RelayProbe", message_event)
         if probe is not None:
-            relay = probe["relay_url"]
+            relay = probe["relay_url"].encode()
             health[relay] = apply_probe(health.get(relay), probe, windows)
 
     agents: tuple[tuple[faust.TopicT, str, Step], ...] = (

@@ -1,24 +1,24 @@
-"""Aggregate tables on real Kafka: records go into `events`, `sightings` and `probes`, the worker
-runs, and the changelog topics (what other systems read) hold the expected counts and health,
-also after every input and intermediate record has been delivered a second time."""
+"""Aggregate tables on real Kafka, read back from their changelog topics as another system would.
+
+Raw records (several kinds, authors, days and relays, with duplicates) go through the real
+`bigbrotr worker`, probes go to `probes`; the changelogs must hold exact counts and health, also
+after the worker is stopped with SIGTERM, the whole raw load is delivered again, and it restarts.
+"""
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     Consumer,
     ConsumerGroupTopicPartitions,
     KafkaException,
@@ -28,27 +28,32 @@ from confluent_kafka import (
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
-from bigbrotr.nostr import Event, sign_event
+from bigbrotr.nostr import Event, event_to_json, sign_event
 from bigbrotr.topics import admin_client, create_topics
 from streams.records import event_record
 from tests.support.events import BASE_TIME, TEST_KEYS
+from tests.support.worker import WorkerProcesses
 
 pytestmark = pytest.mark.integration
 
 codec = Codec()
+PARTITIONS = 3
 HOUR_MS = 3_600_000
-RELAY_A = "wss://a.example"
-RELAY_B = "wss://b.example"
-KINDS = (1, 7, 30_023)
-PROBE_START_MS = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
-PROBE_HOURS = 30
+PROBE_START_MS = 1_700_006_400_000  # an hour boundary
+RELAY_A, RELAY_B, RELAY_C = "wss://a.example", "wss://b.example", "wss://c.example"
+COUNT_TABLES = ("events-per-kind", "events-per-pubkey", "events-per-day", "events-per-relay")
+# The UTC days of BASE_TIME + n days.
+DAYS = ("2023-11-14", "2023-11-15", "2023-11-16", "2023-11-17", "2023-11-18")
 
 Tables = dict[str, dict[str, Any]]
 
 
 @pytest.fixture
 def agg_settings(settings: Settings, tmp_path: Path) -> Settings:
-    topics = {n: t.model_copy(update={"partitions": 3}) for n, t in settings.kafka.topics.items()}
+    topics = {
+        name: topic.model_copy(update={"partitions": PARTITIONS})
+        for name, topic in settings.kafka.topics.items()
+    }
     changed = settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(update={"topics": topics}),
@@ -60,40 +65,19 @@ def agg_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def run_worker(agg_settings: Settings, tmp_path: Path) -> Iterator[Callable[[], Any]]:
-    settings = agg_settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIGBROTR_")}
-    env |= {
-        "BIGBROTR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "BIGBROTR_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
-        "BIGBROTR_KAFKA__TOPICS": json.dumps(
-            {n: t.model_dump() for n, t in settings.kafka.topics.items()}
-        ),
-        "BIGBROTR_STREAMS__DATA_DIR": str(settings.streams.data_dir),
-        "BIGBROTR_LOG_LEVEL": "WARNING",
-    }
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
-        command = [sys.executable, "-c", "from bigbrotr.cli import main; main()", "worker"]
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+def workers(agg_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    processes = WorkerProcesses(agg_settings, tmp_path)
+    yield processes
+    processes.kill_all()
 
 
 def _events() -> list[Event]:
+    """40 events: kinds 1/7/30023, two authors, four UTC days, in patterns that do not align."""
     return [
         sign_event(
             TEST_KEYS[n % 2],
             BASE_TIME + (n % 4) * 86_400,
-            KINDS[n % 3],
+            (1, 7, 30_023)[n % 3],
             [["t", "aggregates"]],
             f"aggregate {n}",
         )
@@ -101,348 +85,299 @@ def _events() -> list[Event]:
     ]
 
 
-def _probe(relay: str, at_ms: int, up: bool, rtt: int) -> dict[str, Any]:
-    check = {"ok": up, "rtt_ms": rtt if up else None, "error": None if up else "refused"}
+def _later_events() -> list[Event]:
+    """Four events of a kind, author and day nothing else has."""
+    return [
+        sign_event(TEST_KEYS[3], BASE_TIME + 4 * 86_400, 9_999, [], f"after the restart {n}")
+        for n in range(4)
+    ]
+
+
+def _raw(event: Event, relay: str, seen_ms: int) -> tuple[bytes, bytes]:
+    record = {
+        "relay_url": relay,
+        "seen_at": datetime.fromtimestamp(seen_ms / 1000, UTC),
+        "raw": event_to_json(event).encode(),
+        "source": "sync",
+    }
+    return event.id.encode(), codec.encode("RawEvent", record)
+
+
+def _raw_load(events: list[Event]) -> list[tuple[bytes, bytes]]:
+    """Every event from relay A, the even ones also from B; the first five records delivered
+    twice, the first six events seen by A once more later, and one event with a bad signature."""
+    seen = BASE_TIME * 1000
+    records = [_raw(event, RELAY_A, seen + n) for n, event in enumerate(events)]
+    records += [_raw(event, RELAY_B, seen + n) for n, event in enumerate(events) if n % 2 == 0]
+    records += records[:5]
+    records += [_raw(event, RELAY_A, seen + 60_000 + n) for n, event in enumerate(events[:6])]
+    forged = replace(events[0], sig="0" * 128)
+    records.append(_raw(forged, RELAY_A, seen))
+    return records
+
+
+def _probe(relay: str, hour: int) -> dict[str, Any]:
+    """Relay A is down every third hour; its open RTT is 100 + hour, and on even hours a read
+    check passes in 200 + 2 * hour ms."""
+    up = hour % 3 != 0
+    open_check = {"ok": up, "rtt_ms": 100 + hour if up else None, "error": None if up else "no"}
+    read = {"ok": True, "rtt_ms": 200 + 2 * hour, "error": None} if hour % 2 == 0 else None
+    if relay == RELAY_B:
+        open_check, read = {"ok": False, "rtt_ms": None, "error": "refused"}, None
     return {
         "relay_url": relay,
         "network": "clearnet",
-        "probed_at": at_ms,
-        "checks": {"open": check, "read": None, "write": None},
+        "probed_at": PROBE_START_MS + hour * HOUR_MS + 60_000,
+        "checks": {"open": open_check, "read": read, "write": None},
     }
 
 
-def _produce(settings: Settings, events: list[Event]) -> None:
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
-
-    def send(topic: str, key: str, record: str, value: dict[str, Any]) -> None:
-        producer.produce(
-            settings.kafka.topic(topic), key=key.encode(), value=codec.encode(record, value)
-        )
-
-    def sighting(event: Event, relay: str | None, seen_ms: int) -> None:
-        value = {"event_id": event.id, "relay_url": relay, "seen_at": seen_ms, "source": "sync"}
-        send("sightings", event.id, "Sighting", value)
-
-    seen = datetime.fromtimestamp(BASE_TIME, UTC)
-    for event in events + events[:5]:  # the last five are a second record of the same event
-        send("events", event.id, "Event", event_record(event, RELAY_A, seen))
-    for n, event in enumerate(events):
-        sighting(event, RELAY_A, BASE_TIME * 1000 + n)
-        if n % 2 == 0:
-            sighting(event, RELAY_B, BASE_TIME * 1000 + n)
-    for n, event in enumerate(events[:10]):
-        sighting(event, RELAY_A, BASE_TIME * 1000 + 10_000 + n)  # seen again: one event still
-    sighting(events[0], None, BASE_TIME * 1000)  # from an external topic: not a relay
-    for hour in range(PROBE_HOURS):
-        at = PROBE_START_MS + hour * HOUR_MS + 60_000
-        send("probes", RELAY_A, "RelayProbe", _probe(RELAY_A, at, hour % 3 != 0, 100 + hour))
-    send("probes", RELAY_B, "RelayProbe", _probe(RELAY_B, PROBE_START_MS, False, 0))
-    producer.produce(settings.kafka.topic("probes"), key=b"garbage", value=b"\x00not avro")
-    producer.flush(30)
-
-
-def _expected_counts(events: list[Event]) -> Tables:
-    expected = {
-        "events-per-kind": Counter(str(event.kind) for event in events),
-        "events-per-pubkey": Counter(event.pubkey for event in events),
-        "events-per-day": Counter(
-            datetime.fromtimestamp(event.created_at, UTC).date().isoformat() for event in events
-        ),
-        "events-per-relay": Counter({RELAY_A: 40, RELAY_B: 20}),
+def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    # Partitioned as the project's producer and Faust do, so one id is in one partition.
+    config = {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "partitioner": "murmur2_random",
     }
-    return {table: dict(counter) for table, counter in expected.items()}
+    producer = Producer(config)
+    for key, value in records:
+        producer.produce(settings.kafka.topic(topic), key=key, value=value)
+    assert producer.flush(30) == 0
 
 
-def _changelog(settings: Settings, table: str) -> str:
-    return f"{settings.kafka.topic_prefix}{settings.streams.app_id}-{table}-changelog"
-
-
-def _read_tables(
-    settings: Settings,
-    tables: list[str],
-    done: Callable[[Tables], bool],
-    worker: subprocess.Popen[bytes],
-    timeout_s: float = 120,
-) -> Tables:
-    """The latest committed value per key of each table's changelog, once `done` holds of them
-    (or at the timeout, for the assertion to show), read as a foreign system would."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"{settings.kafka.topic_prefix}check.{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "topic.metadata.refresh.interval.ms": 1000,
-        }
-    )
-    consumer.subscribe([_changelog(settings, table) for table in tables])
-    names = {_changelog(settings, table): table for table in tables}
-    state: Tables = {table: {} for table in tables}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                table = names[message.topic() or ""]
-                key, value = message.key(), message.value()
-                assert key is not None
-                assert value is not None
-                state[table][key.decode()] = json.loads(value)
-            elif done(state) or worker.poll() is not None:
-                break
-    finally:
-        consumer.close()
-    return state
-
-
-def _counts(state: Tables) -> Tables:
-    return {table: {k: v["count"] for k, v in values.items()} for table, values in state.items()}
-
-
-def _expected_health_a() -> dict[str, Any]:
-    hours = range(PROBE_HOURS)
-    last_day = [h for h in hours if h >= PROBE_HOURS - 24]
-    rtts = sorted(100 + h for h in last_day if h % 3 != 0)
-    return {
-        "relay_url": RELAY_A,
-        "last_probe_at": PROBE_START_MS + (PROBE_HOURS - 1) * HOUR_MS + 60_000,
-        "up": (PROBE_HOURS - 1) % 3 != 0,
-        "probes_24h": 24,
-        "availability_24h": sum(h % 3 != 0 for h in last_day) / 24,
-        "probes_7d": PROBE_HOURS,
-        "availability_7d": sum(h % 3 != 0 for h in hours) / PROBE_HOURS,
-        "rtt_ms": {
-            "p50": rtts[math.ceil(0.50 * len(rtts)) - 1],
-            "p95": rtts[math.ceil(0.95 * len(rtts)) - 1],
-            "samples": len(rtts),
-        },
-    }
-
-
-def _health_view(value: dict[str, Any]) -> dict[str, Any]:
-    keys = ("relay_url", "last_probe_at", "up", "probes_24h", "availability_24h", "probes_7d")
-    return {
-        **{key: value[key] for key in keys},
-        "availability_7d": value["availability_7d"],
-        "rtt_ms": value["rtt_ms"]["open"],
-    }
+def _probes(relay: str, hours: range) -> list[tuple[bytes, bytes]]:
+    return [(relay.encode(), codec.encode("RelayProbe", _probe(relay, h))) for h in hours]
 
 
 def _group(settings: Settings) -> str:
     return f"{settings.kafka.topic_prefix}{settings.streams.app_id}"
 
 
-def _aggregate_inputs(settings: Settings) -> list[str]:
-    topics = [settings.kafka.topic(name) for name in ("events", "sightings", "probes")]
-    return [*topics, f"{_group(settings)}-aggregate-increments"]
+def _changelog(settings: Settings, table: str) -> str:
+    return f"{_group(settings)}-{table}-changelog"
+
+
+def _data_ends(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Per partition, the offset after its last committed record: where a consumer that has
+    processed everything commits (transaction markers after it are never delivered)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"{settings.kafka.topic_prefix}ends",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    tps = [TopicPartition(topic, p) for topic in topics for p in range(PARTITIONS)]
+    ends = dict.fromkeys(((tp.topic, tp.partition) for tp in tps), 0)
+    try:
+        # Partitions holding records must deliver at least one before the reading may stop.
+        with_records = {(tp.topic, tp.partition) for tp in tps if _high_watermark(consumer, tp) > 0}
+        consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in tps])
+        deadline = time.monotonic() + 20
+        quiet_until = time.monotonic() + 1
+        while time.monotonic() < deadline and (
+            time.monotonic() < quiet_until or any(ends[tp] == 0 for tp in with_records)
+        ):
+            for message in consumer.consume(num_messages=1000, timeout=0.1):
+                if message.error() is None:
+                    ends[message.topic() or "", message.partition() or 0] = (
+                        message.offset() or 0
+                    ) + 1
+                    quiet_until = time.monotonic() + 1
+    finally:
+        consumer.close()
+    return ends
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition) -> int:
+    """0 for a topic the worker has not created yet."""
+    try:
+        return int(consumer.get_watermark_offsets(tp, timeout=10)[1])
+    except KafkaException:
+        return 0
 
 
 def _committed(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    admin = admin_client(settings.kafka)
     request = ConsumerGroupTopicPartitions(
-        _group(settings), [TopicPartition(t, p) for t in topics for p in range(3)]
+        _group(settings), [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
     )
-    listed = admin.list_consumer_group_offsets([request])[_group(settings)].result(timeout=30)
+    admin = admin_client(settings.kafka)
+    listed = admin.list_consumer_group_offsets([request])[_group(settings)].result(timeout=10)
     return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in listed.topic_partitions}
 
 
-def _ends(settings: Settings, topic: str) -> dict[tuple[str, int], int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "x"})
-    try:
-        return {
-            (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-            for p in range(3)
-        }
-    finally:
-        consumer.close()
+def _wait_processed(settings: Settings, timeout_s: float = 60) -> None:
+    """Until the worker has committed past every record of every topic the aggregates depend on.
 
-
-def _wait_committed(settings: Settings, at_least: dict[tuple[str, int], int]) -> None:
-    """Until the worker's group has committed past these offsets: everything before them was
-    processed, and (exactly-once) its table changes committed with the offsets."""
-    topics = sorted({topic for topic, _ in at_least})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        committed = _committed(settings, topics)
-        if all(committed[tp] >= offset for tp, offset in at_least.items()):
-            return
-        time.sleep(1)
-    pytest.fail(f"the worker did not get past {at_least}; it is at {committed}")
-
-
-def _rewind(settings: Settings, timeout_s: float = 90) -> None:
-    """Move the worker's group back to the start of every topic the aggregates read, so each
-    input and each increment is delivered once more; retried while the stopped worker's
-    membership lingers."""
-    starts = [TopicPartition(t, p, 0) for t in _aggregate_inputs(settings) for p in range(3)]
-    admin = admin_client(settings.kafka)
+    The records are read before and after the committed offsets, so that output still being
+    committed (and the records it will make the worker read) is not missed.
+    """
+    topics = [settings.kafka.topic(name) for name in ("events.raw", "events", "sightings")]
+    topics += [settings.kafka.topic("probes"), f"{_group(settings)}-aggregate-increments"]
     deadline = time.monotonic() + timeout_s
-    while True:
-        request = ConsumerGroupTopicPartitions(_group(settings), starts)
-        futures = admin.alter_consumer_group_offsets([request])
-        try:
-            for future in futures.values():
-                future.result(timeout=30)
+    while time.monotonic() < deadline:
+        before = _data_ends(settings, topics)
+        committed = _committed(settings, topics)
+        after = _data_ends(settings, topics)
+        if before == after and all(committed[tp] >= end for tp, end in after.items()):
             return
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(2)
+        time.sleep(0.5)
+    pytest.fail(f"the worker did not catch up: ends {after}, committed {committed}")
 
 
-def _first_pass(
-    settings: Settings, run_worker: Callable[[], subprocess.Popen[bytes]]
-) -> tuple[subprocess.Popen[bytes], Tables, Tables]:
-    """Produce the load, run the worker, check the changelogs; the worker is left running."""
-    events = _events()
-    _produce(settings, events)
-    expected = _expected_counts(events)
-
-    def complete(state: Tables) -> bool:
-        return _counts({t: state[t] for t in expected}) == expected and bool(
-            state["relay-health"].get(RELAY_A, {}).get("probes_7d") == PROBE_HOURS
-            and RELAY_B in state["relay-health"]
-        )
-
-    worker = run_worker()
-    first = _read_tables(settings, [*expected, "relay-health"], complete, worker)
-    assert _counts({t: first[t] for t in expected}) == expected
-    health = first["relay-health"]
-    assert _health_view(health[RELAY_A]) == _expected_health_a()
-    assert health[RELAY_B]["up"] is False
-    assert health[RELAY_B]["availability_24h"] == 0.0
-    assert health[RELAY_B]["rtt_ms"]["open"] == {"p50": None, "p95": None, "samples": 0}
-    assert len(health) == 2
-
-    rejects = [
-        codec.decode("Reject", value)
-        for value in _read_values(settings, settings.kafka.topic("rejects"), 1)
-    ]
-    assert [(r["reason"], r["stage"], r["original"]) for r in rejects] == [
-        ("bad_record", "aggregates", b"\x00not avro")
-    ]
-    return worker, first, expected
-
-
-def _send_sentinel(settings: Settings, expected: Tables) -> None:
-    """One more event, of a kind nothing else has; `expected` now counts it."""
-    sentinel = sign_event(TEST_KEYS[2], BASE_TIME, 9_999, [], "delivered after the duplicates")
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    record = codec.encode("Event", event_record(sentinel, RELAY_A, datetime.now(UTC)))
-    producer.produce(settings.kafka.topic("events"), key=sentinel.id.encode(), value=record)
-    producer.flush(30)
-    expected["events-per-kind"]["9999"] = 1
-    expected["events-per-pubkey"][sentinel.pubkey] = 1
-    expected["events-per-day"][datetime.fromtimestamp(BASE_TIME, UTC).date().isoformat()] += 1
-
-
-def _sentinel_counted(state: Tables) -> bool:
-    return "9999" in state["events-per-kind"]
-
-
-def test_counts_and_health_reach_the_changelogs_once(
-    agg_settings: Settings, run_worker: Callable[[], subprocess.Popen[bytes]]
-) -> None:
-    """Every increment is delivered twice to the running worker: counts do not change."""
-    worker, first, expected = _first_pass(agg_settings, run_worker)
-    increments = _aggregate_inputs(agg_settings)[-1]
-    copies = _read_records(agg_settings, increments)
-    assert len(copies) >= 3 * 40 + 60
-    producer = Producer({"bootstrap.servers": agg_settings.kafka.bootstrap_servers})
-    for partition, key, value in copies:
-        producer.produce(increments, key=key, value=value, partition=partition)
-    producer.flush(30)
-    after_copies = _ends(agg_settings, increments)
-    _send_sentinel(agg_settings, expected)
-    _wait_committed(agg_settings, {tp: end - 1 for tp, end in after_copies.items()})
-    second = _read_tables(agg_settings, [*expected, "relay-health"], _sentinel_counted, worker)
-    assert _counts({t: second[t] for t in expected}) == expected
-    assert second["relay-health"] == first["relay-health"]
-
-
-@pytest.mark.skip(
-    reason="after a restart on a rewound group the worker stalls in about one run of three: "
-    "the agents that send (count-events, count-sightings) stop while commits go on; the stall "
-    "is in Faust's exactly-once send path and is left to the exactly-once rework"
-)
-def test_a_restarted_worker_on_a_rewound_group_counts_nothing_twice(
-    agg_settings: Settings, run_worker: Callable[[], subprocess.Popen[bytes]]
-) -> None:
-    worker, first, expected = _first_pass(agg_settings, run_worker)
-    worker.send_signal(signal.SIGTERM)
-    worker.wait(timeout=30)
-    inputs = _aggregate_inputs(agg_settings)
-    before = _committed(agg_settings, inputs)
-    assert sum(before.values()) > 0
-    _rewind(agg_settings)
-    _send_sentinel(agg_settings, expected)
-    worker = run_worker()
-    # Every input read again, then every increment that re-reading sent read too.
-    _wait_committed(agg_settings, before)
-    _wait_committed(
-        agg_settings, {tp: end - 1 for tp, end in _ends(agg_settings, inputs[-1]).items()}
-    )
-    second = _read_tables(agg_settings, [*expected, "relay-health"], _sentinel_counted, worker)
-    assert _counts({t: second[t] for t in expected}) == expected
-    assert second["relay-health"] == first["relay-health"]
-
-
-def _read_records(settings: Settings, topic: str) -> list[tuple[int, bytes, bytes]]:
-    """(partition, key, value) of every committed record now on the topic."""
-    ends = _ends(settings, topic)
+def _read_tables(settings: Settings) -> Tables:
+    """The latest committed value per key of every aggregate changelog: keys decoded as UTF-8,
+    values as JSON, nothing of Faust's needed."""
+    tables = [*COUNT_TABLES, "relay-health"]
+    names = {_changelog(settings, table): table for table in tables}
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"{settings.kafka.topic_prefix}check.{time.monotonic_ns()}",
+            "group.id": f"{settings.kafka.topic_prefix}reader.{time.monotonic_ns()}",
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
+            "enable.auto.commit": False,
         }
     )
-    consumer.assign([TopicPartition(topic, p, 0) for _, p in ends])
-    records: list[tuple[int, bytes, bytes]] = []
-    positions = {p: 0 for _, p in ends}
-    deadline = time.monotonic() + 60
+    consumer.subscribe(list(names))
+    state: Tables = {table: {} for table in tables}
+    quiet_until = time.monotonic() + 10  # first assignment
     try:
-        while time.monotonic() < deadline and any(
-            positions[p] < end - 1 for (_, p), end in ends.items()
-        ):
-            message = consumer.poll(0.5)
+        while time.monotonic() < quiet_until:
+            message = consumer.poll(0.2)
             if message is None or message.error() is not None:
                 continue
-            key, value, offset = message.key(), message.value(), message.offset()
+            key, value = message.key(), message.value()
             assert key is not None
             assert value is not None
-            assert offset is not None
-            records.append((message.partition() or 0, key, value))
-            positions[message.partition() or 0] = offset + 1
+            state[names[message.topic() or ""]][key.decode()] = json.loads(value)
+            quiet_until = time.monotonic() + 1.5
     finally:
         consumer.close()
-    return records
+    return state
 
 
-def _read_values(settings: Settings, topic: str, expected: int, timeout_s: float = 60) -> list[Any]:
+def _expected_counts(events: list[Event], later: list[Event]) -> Tables:
+    days = Counter(DAYS[(event.created_at - BASE_TIME) // 86_400] for event in events + later)
+    return {
+        "events-per-kind": dict(Counter(str(event.kind) for event in events + later)),
+        "events-per-pubkey": dict(Counter(event.pubkey for event in events + later)),
+        "events-per-day": dict(days),
+        "events-per-relay": {
+            RELAY_A: len(events),
+            RELAY_B: len(events) // 2 + len(later),
+            **({RELAY_C: len(later)} if later else {}),
+        },
+    }
+
+
+def _summary(value: dict[str, Any]) -> dict[str, Any]:
+    keys = ("last_probe_at", "up", "probes_24h", "availability_24h", "probes_7d")
+    return {
+        **{key: value[key] for key in keys},
+        "availability_7d": value["availability_7d"],
+        "rtt_ms": value["rtt_ms"],
+    }
+
+
+def _rtt(p50: int | None, p95: int | None, samples: int) -> dict[str, Any]:
+    return {"p50": p50, "p95": p95, "samples": samples}
+
+
+def _rejects(settings: Settings, stage: str) -> list[dict[str, Any]]:
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"{settings.kafka.topic_prefix}check.{time.monotonic_ns()}",
+            "group.id": f"{settings.kafka.topic_prefix}rejects.{time.monotonic_ns()}",
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
         }
     )
-    consumer.subscribe([topic])
-    values: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    quiet_until: float | None = None
+    consumer.subscribe([settings.kafka.topic("rejects")])
+    rejects = []
+    quiet_until = time.monotonic() + 10
     try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
+        while time.monotonic() < quiet_until:
+            message = consumer.poll(0.2)
             if message is not None and message.error() is None:
-                values.append(message.value())
-            elif len(values) >= expected:
-                quiet_until = quiet_until or time.monotonic() + 3
-                if time.monotonic() > quiet_until:
-                    break
+                rejects.append(codec.decode("Reject", message.value() or b""))
+                quiet_until = time.monotonic() + 1.5
     finally:
         consumer.close()
-    return values
+    return [reject for reject in rejects if reject["stage"] == stage]
+
+
+def test_counts_and_health_are_exact_and_survive_a_restart(
+    agg_settings: Settings, workers: WorkerProcesses
+) -> None:
+    settings = agg_settings
+    events, later = _events(), _later_events()
+    raw = _raw_load(events)
+    # Written before the worker runs, so the worker's own records follow them in each partition.
+    first = events[0]
+    again = codec.encode("Event", event_record(first, RELAY_B, datetime.now(UTC)))
+    _produce(settings, "events", [(first.id.encode(), again)])
+    no_relay = {"event_id": first.id, "relay_url": None, "seen_at": 0, "source": "external:x"}
+    _produce(settings, "sightings", [(first.id.encode(), codec.encode("Sighting", no_relay))])
+    _produce(settings, "events.raw", raw)
+    _produce(settings, "probes", _probes(RELAY_A, range(30)) + _probes(RELAY_B, range(1)))
+    _produce(settings, "probes", [(b"garbage", b"\x00not avro")])
+
+    worker = workers.start()
+    _wait_processed(settings)
+    tables = _read_tables(settings)
+    counts = {table: tables[table] for table in COUNT_TABLES}
+    assert counts == _expected_counts(events, [])
+    assert all(type(count) is int for table in counts.values() for count in table.values())
+    health = tables["relay-health"]
+    assert set(health) == {RELAY_A, RELAY_B}
+    assert _summary(health[RELAY_A]) == {
+        "last_probe_at": PROBE_START_MS + 29 * HOUR_MS + 60_000,
+        "up": True,
+        "probes_24h": 24,
+        "availability_24h": 16 / 24,
+        "probes_7d": 30,
+        "availability_7d": 20 / 30,
+        "rtt_ms": {
+            "open": _rtt(117, 129, 16),
+            "read": _rtt(232, 256, 12),
+            "write": _rtt(None, None, 0),
+        },
+    }
+    assert _summary(health[RELAY_B]) == {
+        "last_probe_at": PROBE_START_MS + 60_000,
+        "up": False,
+        "probes_24h": 1,
+        "availability_24h": 0.0,
+        "probes_7d": 1,
+        "availability_7d": 0.0,
+        "rtt_ms": {check: _rtt(None, None, 0) for check in ("open", "read", "write")},
+    }
+    dead = _rejects(settings, "aggregates")
+    assert [(r["reason"], r["original"]) for r in dead] == [("bad_record", b"\x00not avro")]
+
+    assert workers.stop(worker) == 0
+    # The whole raw load again (a relay re-synced from scratch), new events, two more probes.
+    seen = BASE_TIME * 1000 + 120_000
+    fresh = [_raw(e, relay, seen + n) for n, e in enumerate(later) for relay in (RELAY_B, RELAY_C)]
+    _produce(settings, "events.raw", raw + fresh)
+    _produce(settings, "probes", _probes(RELAY_A, range(30, 32)))
+    workers.start()
+    _wait_processed(settings)
+    tables = _read_tables(settings)
+    assert {table: tables[table] for table in COUNT_TABLES} == _expected_counts(events, later)
+    assert _summary(tables["relay-health"][RELAY_A]) == {
+        "last_probe_at": PROBE_START_MS + 31 * HOUR_MS + 60_000,
+        "up": True,
+        "probes_24h": 24,
+        "availability_24h": 16 / 24,
+        "probes_7d": 32,
+        "availability_7d": 21 / 32,
+        "rtt_ms": {
+            "open": _rtt(119, 131, 16),
+            "read": _rtt(236, 260, 12),
+            "write": _rtt(None, None, 0),
+        },
+    }
+    assert tables["relay-health"][RELAY_B] == health[RELAY_B]
+    assert len(_rejects(settings, "aggregates")) == 1
