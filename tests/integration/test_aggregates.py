@@ -22,6 +22,7 @@ from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
     KafkaException,
+    Message,
     Producer,
     TopicPartition,
 )
@@ -156,36 +157,42 @@ def _changelog(settings: Settings, table: str) -> str:
     return f"{_group(settings)}-{table}-changelog"
 
 
-def _data_ends(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
-    """Per partition, the offset after its last committed record: where a consumer that has
-    processed everything commits (transaction markers after it are never delivered)."""
+def _read_committed(settings: Settings, topics: list[str]) -> list[Message]:
+    """Every committed record of these topics, as another system reads them (assigned, from the
+    start, read_committed), once a second passes with nothing more."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"{settings.kafka.topic_prefix}ends",
+            "group.id": f"{settings.kafka.topic_prefix}reader",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
         }
     )
     tps = [TopicPartition(topic, p) for topic in topics for p in range(PARTITIONS)]
-    ends = dict.fromkeys(((tp.topic, tp.partition) for tp in tps), 0)
+    messages: list[Message] = []
     try:
-        # Partitions holding records must deliver at least one before the reading may stop.
-        with_records = {(tp.topic, tp.partition) for tp in tps if _high_watermark(consumer, tp) > 0}
+        # Partitions holding records must deliver one before the reading may stop.
+        waiting = {(tp.topic, tp.partition) for tp in tps if _high_watermark(consumer, tp) > 0}
         consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in tps])
         deadline = time.monotonic() + 20
         quiet_until = time.monotonic() + 1
-        while time.monotonic() < deadline and (
-            time.monotonic() < quiet_until or any(ends[tp] == 0 for tp in with_records)
-        ):
+        while time.monotonic() < deadline and (waiting or time.monotonic() < quiet_until):
             for message in consumer.consume(num_messages=1000, timeout=0.1):
                 if message.error() is None:
-                    ends[message.topic() or "", message.partition() or 0] = (
-                        message.offset() or 0
-                    ) + 1
+                    messages.append(message)
+                    waiting.discard((message.topic() or "", message.partition() or 0))
                     quiet_until = time.monotonic() + 1
     finally:
         consumer.close()
+    return messages
+
+
+def _data_ends(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Per partition, the offset after its last committed record: where a consumer that has
+    processed everything commits (transaction markers after it are never delivered)."""
+    ends = {(topic, p): 0 for topic in topics for p in range(PARTITIONS)}
+    for message in _read_committed(settings, topics):
+        ends[message.topic() or "", message.partition() or 0] = (message.offset() or 0) + 1
     return ends
 
 
@@ -230,30 +237,12 @@ def _read_tables(settings: Settings) -> Tables:
     values as JSON, nothing of Faust's needed."""
     tables = [*COUNT_TABLES, "relay-health"]
     names = {_changelog(settings, table): table for table in tables}
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"{settings.kafka.topic_prefix}reader.{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe(list(names))
     state: Tables = {table: {} for table in tables}
-    quiet_until = time.monotonic() + 10  # first assignment
-    try:
-        while time.monotonic() < quiet_until:
-            message = consumer.poll(0.2)
-            if message is None or message.error() is not None:
-                continue
-            key, value = message.key(), message.value()
-            assert key is not None
-            assert value is not None
-            state[names[message.topic() or ""]][key.decode()] = json.loads(value)
-            quiet_until = time.monotonic() + 1.5
-    finally:
-        consumer.close()
+    for message in _read_committed(settings, list(names)):
+        key, value = message.key(), message.value()
+        assert key is not None
+        assert value is not None
+        state[names[message.topic() or ""]][key.decode()] = json.loads(value)
     return state
 
 
@@ -285,25 +274,8 @@ def _rtt(p50: int | None, p95: int | None, samples: int) -> dict[str, Any]:
 
 
 def _rejects(settings: Settings, stage: str) -> list[dict[str, Any]]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"{settings.kafka.topic_prefix}rejects.{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.subscribe([settings.kafka.topic("rejects")])
-    rejects = []
-    quiet_until = time.monotonic() + 10
-    try:
-        while time.monotonic() < quiet_until:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                rejects.append(codec.decode("Reject", message.value() or b""))
-                quiet_until = time.monotonic() + 1.5
-    finally:
-        consumer.close()
+    messages = _read_committed(settings, [settings.kafka.topic("rejects")])
+    rejects = [codec.decode("Reject", message.value() or b"") for message in messages]
     return [reject for reject in rejects if reject["stage"] == stage]
 
 

@@ -131,3 +131,22 @@ def test_health_windows_follow_the_settings() -> None:
         StreamSettings(health_rtt_window_s=600, health_rtt_samples=5, health_percentiles=[90])
     )
     assert windows == HealthWindows(rtt_window_ms=600_000, rtt_samples=5, percentiles=(90,))
+
+
+def test_the_value_holds_exactly_the_documented_fields() -> None:
+    """The README documents these for readers of the changelog; nothing else is written."""
+    value = replay([probe(T0)])
+    assert list(value) == [
+        "relay_url",
+        "last_probe_at",
+        "last_probe",
+        "up",
+        "probes_24h",
+        "availability_24h",
+        "probes_7d",
+        "availability_7d",
+        "rtt_ms",
+        "hours",
+        "samples",
+    ]
+    assert set(value["rtt_ms"]) == set(value["samples"]) == {"open", "read", "write"}
