@@ -8,7 +8,9 @@ partition aiokafka's `DefaultPartitioner`, Faust and Kafka Streams compute for i
 of compacted topics (`load_cursor`) rely on.
 
 `send` returns a future that is done once the broker holds the record, so a caller can confirm
-events before it publishes the progress that claims them. One thread waits on librdkafka for
+events before it publishes the progress that claims them. Callers publishing many records use
+`deliveries()` instead: one counter for the whole group rather than a future per record, which
+is most of a record's cost on the synchronizer's path. One thread waits on librdkafka for
 delivery reports and hands each batch of them to the event loop at once.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -29,7 +32,7 @@ from bigbrotr.topics import kafka_unreachable
 
 _REPORT_WAIT_S = 0.1
 _FULL_QUEUE_WAIT_S = 0.005
-_Report = tuple["asyncio.Future[None]", KafkaError | None]
+_Report = tuple["asyncio.Future[None] | Deliveries", KafkaError | None]
 
 
 class Producer:
@@ -78,16 +81,32 @@ class Producer:
         if client is None or loop is None:
             raise RuntimeError("the producer is not started; call `await producer.start()`")
         delivered: asyncio.Future[None] = loop.create_future()
-        report = partial(self._report, delivered)
+        await self._produce(topic, value, key, partial(self._report, delivered))
+        return delivered
+
+    def deliveries(self) -> Deliveries:
+        """A group of records whose delivery is confirmed once, for all of them."""
+        return Deliveries(self)
+
+    async def _produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+    ) -> None:
+        client = self._client
+        if client is None:
+            raise RuntimeError("the producer is not started; call `await producer.start()`")
         while True:
             try:
-                client.produce(topic, value, key, on_delivery=report)
+                client.produce(topic, value, key, on_delivery=on_delivery)
             except BufferError:
                 await asyncio.sleep(_FULL_QUEUE_WAIT_S)
             except KafkaException as exc:
                 raise PublishError(f"cannot publish to {topic}: {exc.args[0]}") from exc
             else:
-                return delivered
+                return
 
     async def send_and_wait(
         self, topic: str, value: bytes | None, *, key: bytes | None = None
@@ -128,8 +147,55 @@ class Producer:
                     return
 
 
+class Deliveries:
+    """Records published as one group: `await group.send(...)` each, then
+    `await group.confirmed()`, which returns once the broker holds every one of them and raises
+    `PublishError` when it refused any. The group may go on sending after a confirmation.
+    """
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self._on_delivery = self._delivered  # one bound method for every record
+        self._sent = 0
+        self._settled = 0
+        self._error: PublishError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def send(self, topic: str, value: bytes | None, *, key: bytes | None = None) -> None:
+        """Queue one record; waits only while librdkafka's local queue is full."""
+        await self._producer._produce(topic, value, key, self._on_delivery)
+        self._sent += 1
+
+    async def confirmed(self) -> None:
+        """Return once the broker holds every record sent so far."""
+        if self._settled < self._sent:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._error is not None:
+            raise self._error
+
+    def _delivered(self, error: KafkaError | None, _: Message) -> None:
+        """librdkafka's delivery callback, run by the thread that polls."""
+        self._producer._reports.append((self, error))
+
+    def _settle(self, error: KafkaError | None) -> None:
+        """One record's report, on the event loop."""
+        self._settled += 1
+        if error is not None and self._error is None:
+            self._error = PublishError(f"the broker did not take a record: {error}")
+        waiter = self._waiter
+        if waiter is not None and self._settled >= self._sent and not waiter.done():
+            waiter.set_result(None)
+
+
 def _settle(reports: list[_Report]) -> None:
     for delivered, error in reports:
+        if isinstance(delivered, Deliveries):
+            delivered._settle(error)
+            continue
         if delivered.done():
             continue
         if error is None:

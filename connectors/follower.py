@@ -217,8 +217,9 @@ class RelayFollower:
             connect_timeout=sync.connect_timeout_s, total_timeout=sync.live_session_s
         )
         topic = settings.kafka.topic("events.raw")
-        producer, codec = self._context.producer, self._context.codec
-        unacked: list[asyncio.Future[None]] = []
+        codec = self._context.codec
+        deliveries = self._context.producer.deliveries()
+        unconfirmed = 0
         async with RelayClient(
             self.relay.url,
             limits=limits,
@@ -232,13 +233,14 @@ class RelayFollower:
                 async for received in subscription:
                     value = raw_event_value(codec, self.relay.url, received, LIVE_SOURCE)
                     key = None if received.event_id is None else received.event_id.encode()
-                    unacked.append(await producer.send(topic, value, key=key))
+                    await deliveries.send(topic, value, key=key)
                     self.status.live_published += 1
-                    if len(unacked) >= _MAX_UNACKED:
-                        await asyncio.gather(*unacked)
-                        unacked.clear()
+                    unconfirmed += 1
+                    if unconfirmed >= _MAX_UNACKED:
+                        await deliveries.confirmed()
+                        unconfirmed = 0
             result = subscription.result
-        await asyncio.gather(*unacked)
+        await deliveries.confirmed()
         if result.end_reason in _RENEWALS:
             return None
         if result.eose_ms is not None:

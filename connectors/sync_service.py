@@ -121,9 +121,9 @@ class SyncService:
             log.info("following %s", relay.url)
 
     async def relays_revoked(self, urls: Collection[str]) -> None:
-        tasks = [entry[1] for url in urls if (entry := self._followers.pop(url, None))]
-        for task in tasks:
+        stopped = {url: entry[1] for url in urls if (entry := self._followers.pop(url, None))}
+        for task in stopped.values():
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if tasks:
-            log.info("stopped following %d relay(s)", len(tasks))
+        await asyncio.gather(*stopped.values(), return_exceptions=True)
+        if stopped:
+            log.info("stopped following %s", " ".join(sorted(stopped)))

@@ -19,12 +19,10 @@ events that probe returns; nothing else. The stream dedupes them by id.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
@@ -33,7 +31,7 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import TopicError
 from bigbrotr.nostr import Event, Filter, InvalidEvent, event_from_object, normalize_relay_url
-from bigbrotr.producer import Producer
+from bigbrotr.producer import Deliveries, Producer
 from connectors.client import (
     ClientLimits,
     EndReason,
@@ -41,6 +39,7 @@ from connectors.client import (
     ReceivedEvent,
     Reconciliation,
     RelayClient,
+    SubscriptionResult,
 )
 from connectors.negentropy_pull import NegentropyPuller
 from connectors.sync import (
@@ -135,14 +134,17 @@ async def sync_relay(
     end_reasons: Counter[EndReason] = Counter()
     pulled: Coverage | None = None
     # The broker acknowledges one page while the relay sends the next; all before the cursor.
-    delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    delivered.set_result(None)
+    delivered = producer.deliveries()
     stats = None if negentropy is None else NegentropyStats()
 
     async def publish(fetched: Fetched) -> None:
         nonlocal delivered, published
-        await delivered
-        delivered = await _publish_events(producer, codec, events_topic, url, fetched)
+        sending = producer.deliveries()
+        for received in fetched.events:
+            key = None if received.event_id is None else received.event_id.encode()
+            await sending.send(events_topic, raw_event_value(codec, url, received, SOURCE), key=key)
+        await delivered.confirmed()
+        delivered = sending
         published += len(fetched.events)
 
     async with RelayClient(url, allow=allow, limits=limits, proxy=proxy) as client:
@@ -165,16 +167,18 @@ async def sync_relay(
                 low, high, policy=policy, base=base, max_limit=max_limit, cap=cap
             )
             while (flt := planner.next_request()) is not None:
-                fetched = await client.fetch([flt])
-                end_reasons[fetched.result.end_reason] += 1
-                await publish(fetched)
-                page = _page(fetched)
+                sending = producer.deliveries()
+                page, result = await _pull_page(client, flt, sending, codec, events_topic)
+                end_reasons[result.end_reason] += 1
+                await delivered.confirmed()
+                delivered = sending
+                published += result.events
                 unreadable += page.unreadable
                 planner.record(page)
             requests += planner.requests
             cap = planner.cap
             pulled = planner.coverage if pulled is None else pulled.merge(planner.coverage)
-    await delivered
+    await delivered.confirmed()
     merged = previous if pulled is None else previous.merge(pulled)
     method = "negentropy" if negentropy is not None and negentropy.supports(url) else "bisection"
     record = cursor_record(url, merged, updated_at_ms=int(time.time() * 1000), method=method)
@@ -257,45 +261,43 @@ def _windows(previous: Coverage, since: int, until: int) -> list[tuple[int, int]
     return [(low, high) for low, high in clipped if low <= high]
 
 
-def _page(fetched: Fetched) -> Page:
-    """The planner's view of an answer: parsed events, and how many took a place unparsed.
+async def _pull_page(
+    client: RelayClient,
+    flt: Filter,
+    deliveries: Deliveries,
+    codec: Codec,
+    topic: str,
+) -> tuple[Page, SubscriptionResult]:
+    """Send one REQ and publish each event as it arrives, while the relay sends the next.
 
-    Built from the objects the client decoded, without decoding the text again; the stream
-    validator parses the text strictly.
+    The planner's view of the answer is built from the objects the client decoded, without
+    decoding the text again; the stream validator parses the text strictly. Events that cannot
+    be parsed are published too and counted: they took a place within the relay's cap.
     """
     events: list[Event] = []
     unreadable = 0
-    for received in fetched.events:
-        try:
-            events.append(event_from_object(received.fields))
-        except InvalidEvent:
-            unreadable += 1
-    result = fetched.result
+    async with client.subscribe([flt]) as subscription:
+        async for received in subscription:
+            key = None if received.event_id is None else received.event_id.encode()
+            value = raw_event_value(codec, client.url, received, SOURCE)
+            await deliveries.send(topic, value, key=key)
+            try:
+                events.append(event_from_object(received.fields))
+            except InvalidEvent:
+                unreadable += 1
+    result = subscription.result
     eose = result.end_reason is EndReason.EOSE
     detail = "" if eose else f"{result.end_reason}: {result.detail}"
-    return Page(events, eose=eose, unreadable=unreadable, detail=detail)
-
-
-async def _publish_events(
-    producer: Producer, codec: Codec, topic: str, relay_url: str, fetched: Fetched
-) -> asyncio.Future[Any]:
-    """Publish every received event as sent; the future is done once the broker holds them all."""
-    sends = []
-    for received in fetched.events:
-        value = raw_event_value(codec, relay_url, received, SOURCE)
-        key = None if received.event_id is None else received.event_id.encode()
-        sends.append(await producer.send(topic, value, key=key))
-    return asyncio.gather(*sends)
+    return Page(events, eose=eose, unreadable=unreadable, detail=detail), result
 
 
 def raw_event_value(codec: Codec, relay_url: str, received: ReceivedEvent, source: str) -> bytes:
     """The `events.raw` value for an event exactly as the relay sent it."""
-    return codec.encode(
-        "RawEvent",
-        {
-            "relay_url": relay_url,
-            "seen_at": int(received.seen_at * 1000),
-            "raw": received.text.encode(),
-            "source": source,
-        },
-    )
+    value = {
+        "relay_url": relay_url,
+        "seen_at": int(received.seen_at * 1000),
+        "raw": received.text.encode(),
+        "source": source,
+    }
+    # Every field's type is fixed right here, so the schema check per event is skipped.
+    return codec.encode("RawEvent", value, validated=False)

@@ -1,23 +1,28 @@
 """Exactly-once for Faust agents that send, which faust-streaming 0.15 does not give by itself.
 
-Four gaps in its `processing_guarantee="exactly_once"` lose or duplicate records after a crash
-or a rebalance:
+Gaps in its `processing_guarantee="exactly_once"` lose or duplicate records after a crash or a
+rebalance:
 - a send joins the transaction of its *destination* partition, and goes out with no transaction
   at all when the consumer has no metadata for the destination topic (every output topic), so
   outputs commit independently of the input offsets;
 - table changes reach their changelog from a background buffer, possibly after the transaction
   that committed the input offset;
-- offsets may commit while an agent is half-way through a record;
+- offsets may commit while an agent is half-way through a record, and are chosen before the
+  commit waits for it, so they can miss records whose output the transaction holds;
 - at a rebalance, producers of partitions that stay keep transactions open across it;
 - table recovery takes each changelog's last stable offset from the consumer's last fetch, which
   is -1 for a partition not fetched yet, so it skips what it should restore or stops with a
-  ConsistencyError.
+  ConsistencyError;
+- recovery resumes stream partitions before seeking them to the committed offsets, and kept
+  partitions keep the read and ack bookkeeping of the aborted generation: records are then
+  dropped as already read, or a hole in the acks stops every later commit of a partition.
 
 So: every send made while processing a record joins the transaction of that record's source
 partition, and every producer is renewed at a rebalance (`SourceTransactions`); tables publish
 their changes with the record that made them (`RecordTable`); and a commit waits for the record
-in progress to finish (`RecordBoundary`); recovery asks the broker for the last stable offsets
-(`StableOffsetConsumer`).
+in progress to finish and chooses its offsets after it (`RecordBoundary`); recovery asks the
+broker for the last stable offsets, and stream partitions resume only after their seek
+(`StableOffsetConsumer`), with their bookkeeping reset at every rebalance.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -116,11 +122,29 @@ class StableOffsetConsumer(aiokafka_driver.Consumer):
         self._held |= streams
         super().resume_partitions(set(tps) - streams)
 
+    async def commit(
+        self, topics: AbstractSet[str | TP] | None = None, start_new_transaction: bool = True
+    ) -> bool:
+        """Offsets are chosen and committed between records, never during one.
+
+        Chosen outside the lock, they could miss a record that finishes while the commit waits,
+        whose output then commits without its offset: it is processed again after a crash, and
+        any output not guarded by a table claim goes out twice.
+        """
+        async with _boundary(self.app).lock:
+            committed: bool = await super().commit(
+                topics, start_new_transaction=start_new_transaction
+            )
+            return committed
+
     async def perform_seek(self) -> None:
+        """Faust also seeks when polled while its flow is stopped, before recovery resumed any
+        stream partition: only a seek made after they were held may release them."""
         await super().perform_seek()
-        self._seek_pending = False
-        super().resume_partitions(self._held)
-        self._held = set()
+        if self._held:
+            self._seek_pending = False
+            super().resume_partitions(self._held)
+            self._held = set()
 
 
 class _StableOffsetThread(aiokafka_driver.AIOKafkaConsumerThread):
@@ -184,17 +208,17 @@ class SourceTransactions(TransactionManager):
         )
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        async with _boundary(self.app).lock:
-            committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
-            if committed:
-                for table in _boundary(self.app).tables:
-                    group = self.app.assignor.group_for_topic(table.changelog_topic_name)
-                    table.keep_committed(
-                        tp.partition
-                        for tp in offsets
-                        if self.app.assignor.group_for_topic(tp.topic) == group
-                    )
-            return committed
+        """Runs under the record boundary's lock, taken by `StableOffsetConsumer.commit`."""
+        committed = await super().commit(offsets, start_new_transaction=start_new_transaction)
+        if committed:
+            for table in _boundary(self.app).tables:
+                group = self.app.assignor.group_for_topic(table.changelog_topic_name)
+                table.keep_committed(
+                    tp.partition
+                    for tp in offsets
+                    if self.app.assignor.group_for_topic(tp.topic) == group
+                )
+        return committed
 
 
 def _forget_progress(consumer: Any, partitions: Iterable[TP]) -> None:

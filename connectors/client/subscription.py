@@ -1,8 +1,12 @@
 """One REQ on a relay connection, driven as an async iterator that always ends with a reason.
 
-Every wait runs under a deadline (`asyncio.timeout_at`), so a relay that stalls, drips, floods or
-sends garbage ends the subscription with an `EndReason` instead of hanging it or raising. After a
-failure the socket is aborted; the next subscription on the client dials again.
+Every wait runs under a deadline, so a relay that stalls, drips, floods or sends garbage ends the
+subscription with an `EndReason` instead of hanging it or raising. Dialling and sending run under
+`asyncio.timeout_at`; receiving, once per frame, is watched by one timer instead, which re-arms
+itself only when it fires and aborts the socket once the total deadline has passed or one wait
+for a message has lasted `idle_timeout` (a timeout context per frame cost as much as the rest of
+the client's work on a frame). Time the caller spends between two reads is not the relay's
+silence. After a failure the socket is aborted; the next subscription on the client dials again.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class Subscription:
         self._auth_retried = False
         self._awaiting_auth = False
         self._authenticated = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._expired: tuple[EndReason, str] | None = None
 
     @property
     def result(self) -> SubscriptionResult:
@@ -103,7 +109,7 @@ class Subscription:
     def _start_clock(self) -> None:
         self._started = self._loop.time()
         self._deadline = self._started + self._limits.total_timeout
-        self._last_message = self._started
+        self._waiting_since: float | None = None
         self._req_sent = self._started
         self._bucket = TokenBucket(
             self._limits.max_messages_per_second, self._limits.message_burst, self._started
@@ -115,8 +121,9 @@ class Subscription:
         try:
             if await self._open():
                 self._req_sent = self._loop.time()
-                self._last_message = self._req_sent
                 await self._send(self._req)
+                if self._end is None:
+                    self._watch()
         except BaseException:
             self._client.drop()
             self._client._release()
@@ -175,30 +182,50 @@ class Subscription:
 
     async def _receive(self) -> str | bytes | None:
         """The next frame, or None once a deadline, the socket or the rate limit ended us."""
-        waiting_for_eose = not self._live or self._eose_ms is None
-        idle_at = self._last_message + self._limits.idle_timeout
-        timeout_at = min(self._deadline, idle_at) if waiting_for_eose else self._deadline
-        try:
-            async with asyncio.timeout_at(timeout_at):
+        if self._expired is None:
+            self._waiting_since = self._loop.time()
+            try:
                 frame = await self._client._socket.recv()
-        except TimeoutError:
-            if timeout_at >= self._deadline:
-                total = self._limits.total_timeout
-                await self._finish(EndReason.TOTAL_TIMEOUT, f"still running after {total}s")
-            else:
-                idle = self._limits.idle_timeout
-                await self._finish(EndReason.IDLE_TIMEOUT, f"no message for {idle}s")
+            except ConnectionClosed as exc:
+                await self._closed_socket(exc)
+                return None
+            finally:
+                self._waiting_since = None
+        if self._expired is not None:
+            await self._finish(*self._expired)
             return None
-        except ConnectionClosed as exc:
-            await self._closed_socket(exc)
-            return None
-        now = self._loop.time()
-        self._last_message = now
-        if not self._bucket.take(now):
+        if not self._bucket.take(self._loop.time()):
             rate = self._limits.max_messages_per_second
             await self._finish(EndReason.RATE_LIMITED, f"more than {rate:g} messages per second")
             return None
         return frame
+
+    def _watch(self) -> None:
+        """Timer callback: re-arm for the next moment a deadline could pass; once one has, abort
+        the socket so that the pending receive ends and `_receive` records which one.
+
+        Until EOSE (for ever in history mode) one wait for a message may last `idle_timeout`;
+        while the caller is not waiting, the timer looks again `idle_timeout` later, so it never
+        fires after a wait's end is due.
+        """
+        now = self._loop.time()
+        check_at = self._deadline
+        if now >= self._deadline:
+            total = self._limits.total_timeout
+            self._expired = (EndReason.TOTAL_TIMEOUT, f"still running after {total}s")
+        elif not self._live or self._eose_ms is None:
+            idle = self._limits.idle_timeout
+            waiting = self._waiting_since
+            if waiting is not None and now - waiting >= idle:
+                self._expired = (EndReason.IDLE_TIMEOUT, f"no message for {idle}s")
+            else:
+                check_at = min(check_at, (now if waiting is None else waiting) + idle)
+        if self._expired is None:
+            self._watchdog = self._loop.call_at(check_at, self._watch)
+            return
+        self._watchdog = None
+        if self._client.connected:
+            self._client._socket.transport.abort()
 
     async def _handle(self, message: RelayMessage) -> ReceivedEvent | None:
         match message:
@@ -274,7 +301,9 @@ class Subscription:
             await self._finish(EndReason.PROTOCOL_ERROR, f"more than {limit} bad frames: {detail}")
 
     async def _closed_socket(self, exc: ConnectionClosed) -> None:
-        if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+        if self._expired is not None:
+            await self._finish(*self._expired)
+        elif exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
             limit = self._limits.max_frame_bytes
             await self._finish(EndReason.TOO_LARGE, f"a message exceeded {limit} bytes")
         else:
@@ -314,6 +343,9 @@ class Subscription:
             self._end = (reason, detail)
             self._ended_at = self._loop.time()
             self._authenticated = self._client.auth.authenticated
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
 
     def _since_req(self) -> float:
         return _ms(self._loop.time() - self._req_sent)

@@ -31,6 +31,7 @@ from tests.support.announce import announce_relays
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.relays import RunningRelay, local_relay
 from tests.support.tls_front import tls_front
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -278,3 +279,54 @@ async def test_without_a_list_it_probes_its_share_of_the_relays_topic(
     assert set(records) == {relay.url, dead}
     assert records[relay.url]["checks"]["open"]["ok"]
     assert not records[dead]["checks"]["open"]["ok"]
+
+
+async def test_two_monitors_share_the_relays_and_one_takes_over_when_the_other_stops(
+    kafka_bootstrap: str, topic_prefix: str, producer: Producer
+) -> None:
+    """Dead ports make quick probes; what is shared is the relay set, whatever the answers."""
+    urls = [f"ws://127.0.0.1:{port}" for port in range(9, 100, 10)]
+    settings = monitor_settings(
+        kafka_bootstrap, topic_prefix, [url.removeprefix("ws://") for url in urls]
+    )
+    await announce_relays(settings, urls)
+    everything = set(urls)
+    members = [AssignedRelays(settings), AssignedRelays(settings)]
+    probed: list[list[str]] = [[], []]
+    tasks = [asyncio.create_task(member.assignment.run()) for member in members]
+    try:
+        await until(
+            lambda: (
+                all(len(member.assignment.partitions) == 3 for member in members)
+                and members[0].assignment.relays | members[1].assignment.relays == everything
+            ),
+            "two monitors split the relays' six partitions",
+        )
+        shares = [set(member.assignment.relays) for member in members]
+        assert not shares[0] & shares[1]
+        for member, seen in zip(members, probed, strict=True):
+            monitor = Monitor(
+                settings, producer, member, on_probe=lambda r, s=seen: s.append(r["relay_url"])
+            )
+            tasks.append(asyncio.create_task(monitor.run()))
+        await until(lambda: len(probed[0]) + len(probed[1]) == len(urls), "every relay probed")
+        assert [set(seen) for seen in probed] == shares, "each monitor probes only its share"
+        assert sorted(probed[0] + probed[1]) == sorted(urls), "each relay once per interval"
+
+        leaving = 0 if shares[0] else 1
+        staying = 1 - leaving
+        for task in (tasks[leaving], tasks[2 + leaving]):
+            task.cancel()
+        await asyncio.gather(tasks[leaving], tasks[2 + leaving], return_exceptions=True)
+        before = len(probed[staying])
+        await until(
+            lambda: set(probed[staying][before:]) == shares[leaving],
+            "the remaining monitor probes the relays of the one that stopped",
+        )
+        assert members[staying].assignment.relays == everything
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    records = await probe_records(settings)
+    assert set(records) == everything

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from bigbrotr.config import KafkaSettings, load_settings
@@ -61,6 +61,60 @@ async def test_a_record_the_broker_cannot_take_fails_with_a_publish_error(
         await producer.send_and_wait(kafka_settings.topic("events.raw"), b"fits", key=b"k")
     finally:
         await producer.stop()
+
+
+async def test_a_group_is_confirmed_once_the_broker_holds_every_record(
+    kafka_settings: KafkaSettings,
+) -> None:
+    create_topics(kafka_settings)
+    topic = kafka_settings.topic("events.raw")
+    producer = Producer(kafka_settings.bootstrap_servers)
+    await producer.start()
+    try:
+        group = producer.deliveries()
+        await group.confirmed()  # nothing sent: nothing to wait for
+        for number in range(1000):
+            await group.send(topic, f"value {number}".encode(), key=f"key {number}".encode())
+        await group.confirmed()
+        ends = await _end_offsets(kafka_settings, topic)
+    finally:
+        await producer.stop()
+    assert sum(ends) == 1000
+
+
+async def test_a_group_with_a_refused_record_fails_its_confirmation(
+    kafka_settings: KafkaSettings,
+) -> None:
+    create_topics(kafka_settings)
+    topic = kafka_settings.topic("events.raw")
+    producer = Producer(kafka_settings.bootstrap_servers)
+    # librdkafka accepts the record locally; the broker refuses it (over its 1 MiB default).
+    producer._config["message.max.bytes"] = 4 << 20
+    await producer.start()
+    try:
+        group = producer.deliveries()
+        await group.send(topic, b"fits", key=b"a")
+        await group.send(topic, b"x" * (2 << 20), key=b"b")
+        await group.send(topic, b"fits too", key=b"c")
+        with pytest.raises(PublishError, match="did not take a record"):
+            await group.confirmed()
+    finally:
+        await producer.stop()
+
+
+async def _end_offsets(kafka_settings: KafkaSettings, topic: str) -> list[int]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_settings.bootstrap_servers, group_id=None
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, number)
+            for number in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        return list((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
 
 
 async def test_an_unreachable_broker_is_a_topic_error_on_start() -> None:

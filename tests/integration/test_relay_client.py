@@ -262,6 +262,26 @@ async def test_a_relay_that_never_sends_eose_ends_idle(hostile: HostileRelay) ->
     assert fetched.result.events == len(hostile.events)
 
 
+async def test_a_caller_slower_than_the_idle_timeout_is_not_the_relays_silence(
+    hostile: HostileRelay,
+) -> None:
+    """The idle bound is on waiting for the relay; a caller busy (publishing, say) between two
+    reads while the relay's messages wait in the buffer reads them all, then EOSE.
+    """
+    async with (
+        asyncio.timeout(PROMPTLY),
+        RelayClient(hostile.url, allow=[hostile.host_port], limits=quick(idle_timeout=0.3)) as c,
+        c.subscribe(ALL) as subscription,
+    ):
+        received = []
+        async for event in subscription:
+            received.append(event.event_id)
+            if len(received) in (1, 10):
+                await asyncio.sleep(0.7)
+    assert subscription.result.end_reason is EndReason.EOSE
+    assert received == [event.id for event in hostile.events]
+
+
 async def test_a_dropped_connection_ends_disconnected(hostile: HostileRelay) -> None:
     url = hostile.url_for(Behaviour.DISCONNECT)
     async with asyncio.timeout(PROMPTLY), RelayClient(url, allow=[hostile.host_port]) as client:

@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,25 +17,30 @@ from typing import Any
 import pytest
 
 from bigbrotr.config import Settings, load_settings
-from bigbrotr.nostr import sign_event
+from bigbrotr.nostr import Filter, sign_event
 from bigbrotr.topics import create_topics
+from connectors.client import RelayClient, Subscription
 from connectors.follower import Phase
+from connectors.max_limit import Nip11MaxLimit
 from connectors.sync_service import SyncService
+from connectors.synchronizer import load_cursor
 from tests.support.announce import announce_relays
 from tests.support.cli import BIGBROTR
 from tests.support.events import BASE_TIME, TEST_KEYS, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.loader import load_events
 from tests.support.raw_topic import RawTail
-from tests.support.relays import RunningRelay, local_relay
+from tests.support.relays import LOW_CAP, RunningRelay, local_relay
 from tests.support.tcp_proxy import CuttableProxy
-from tests.support.waiting import until
+from tests.support.waiting import until, until_answered
 
 pytestmark = pytest.mark.integration
 
 RELAYS = 3
 EVENTS_PER_RELAY = 40
-LIVE_BOUND_S = 5.0  # generous: the target is under 1 s on loopback; the figures are printed
+# The issue's bound. Measured from before the event is published (the publisher's round trip
+# included) to when a consumer of events.raw holds it: an upper bound of relay -> events.raw.
+LIVE_BOUND_S = 1.0
 
 
 @dataclass
@@ -217,6 +222,78 @@ async def test_after_a_cut_the_gap_is_back_filled(fleet: Fleet, settings: Settin
             assert tail.ids(url) == fleet.held[relay.url]
 
 
+async def test_pages_follow_the_relays_nip11_max_limit(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LocalRelay capped at LOW_CAP, behind a front that advertises that cap in NIP-11: every
+    history REQ asks for at most LOW_CAP events, not the configured page of 500.
+    """
+    asked: list[Filter] = []
+    subscribe = RelayClient.subscribe
+
+    def recording(client: RelayClient, filters: Sequence[Filter], **kw: Any) -> Subscription:
+        asked.extend(filters)
+        return subscribe(client, filters, **kw)
+
+    monkeypatch.setattr(RelayClient, "subscribe", recording)
+    nip11 = {"name": "capped", "limitation": {"max_limit": LOW_CAP}}
+    with local_relay(tmp_path / "capped", max_limit=LOW_CAP) as relay:
+        held = await load_events(relay.url, make_events(3 * LOW_CAP, label="nip-11 capped"))
+        port = int(relay.host_port.rsplit(":", 1)[1])
+        async with CuttableProxy(port, nip11=nip11) as front:
+            url = f"ws://{front.host_port}"
+            config = service_settings(settings, [front.host_port])
+            create_topics(config.kafka)
+            await announce_relays(config, [url])
+            service = SyncService(config, max_limit=Nip11MaxLimit(config))
+            async with RawTail(config) as tail, running(service):
+                await until(lambda: live(service, {url}), "the relay is followed live")
+                await until(lambda: tail.ids(url) == held, "the whole history is published")
+    history = [flt for flt in asked if flt.until is not None]
+    assert history, "history was pulled"
+    assert all(flt.limit is not None and flt.limit <= LOW_CAP for flt in history)
+    assert any(flt.limit == LOW_CAP for flt in history)
+
+
+async def test_a_pull_past_its_chunk_timeout_is_cancelled_with_its_socket(
+    settings: Settings,
+) -> None:
+    """A relay dripping events forever holds the pull until `chunk_timeout_s` cancels it; the
+    socket goes with it, so the relay stops sending.
+    """
+    events = make_events(100, label="drip")  # 5 s of dripping, well past the 1 s bound
+    async with HostileRelay(events, drip_interval=0.05) as dripping:
+        url = dripping.url_for(Behaviour.SLOW_DRIP)
+        config = service_settings(
+            settings,
+            [dripping.host_port],
+            chunk_timeout_s=1,
+            breaker_failures=1,
+            breaker_cooldown_s=600,
+        )
+        create_topics(config.kafka)
+        await announce_relays(config, [url])
+        service = SyncService(config)
+        async with running(service):
+            await until(
+                lambda: url in service.statuses and service.statuses[url].phase is Phase.HISTORY,
+                "the pull starts",
+            )
+            started = time.monotonic()
+            await until(
+                lambda: service.statuses[url].phase is Phase.CIRCUIT_OPEN, "the pull is cancelled"
+            )
+            took = time.monotonic() - started
+            assert "took over 1s" in service.statuses[url].last_error
+            await asyncio.sleep(0.3)
+            sent = len(dripping.sent_events)
+            assert sent < len(events) - 20, "the relay would still be dripping"
+            await asyncio.sleep(0.6)
+            assert len(dripping.sent_events) == sent, "the cancelled pull's socket is closed"
+            assert dripping.connections == 1
+    assert 0.9 < took < 3.0
+
+
 async def test_dead_relays_open_their_circuit_without_holding_up_the_others(
     fleet: Fleet, settings: Settings
 ) -> None:
@@ -306,6 +383,108 @@ async def test_sigterm_stops_the_service_promptly(
     assert process.returncode == 0, output
     assert "sync service stopped" in output
     assert took < 10.0
+
+
+class SyncProcess:
+    """A `bigbrotr sync` process; `following` is the relays its log says it follows now."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.following: set[str] = set()
+        self.output: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def start(cls, env: dict[str, str], cwd: Path) -> SyncProcess:
+        process = await asyncio.create_subprocess_exec(
+            *BIGBROTR,
+            "sync",
+            env=env,
+            cwd=cwd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        return cls(process)
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            line = raw.decode().rstrip()
+            self.output.append(line)
+            if " bigbrotr.sync: following " in line:
+                self.following.add(line.rsplit(" ", 1)[1])
+            elif " bigbrotr.sync: stopped following " in line:
+                self.following -= set(line.split(" stopped following ", 1)[1].split())
+
+    async def stop(self) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            code = await self.process.wait()
+            await self._reader
+        return code
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+
+
+async def history_settled(settings: Settings, url: str) -> bool:
+    cursor = await load_cursor(settings, url)
+    return cursor is not None and cursor.span is not None and cursor.span[0] <= BASE_TIME
+
+
+async def test_two_sync_processes_share_the_relays_and_one_takes_over_from_the_cursors(
+    fleet: Fleet, settings: Settings, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    create_topics(settings.kafka)
+    await announce_relays(settings, fleet.urls)
+    everything = set(fleet.urls)
+    history = {
+        url: {event.id for event in make_events(EVENTS_PER_RELAY, label=f"service relay {n}")}
+        for n, url in enumerate(fleet.urls)
+    }
+    processes: list[SyncProcess] = []
+    try:
+        async with RawTail(settings) as tail:
+            for _ in range(2):
+                processes.append(await SyncProcess.start(cli_env, tmp_path))
+            first, second = processes
+            await until(
+                lambda: (
+                    first.following | second.following == everything
+                    and all(tail.ids(url) == fleet.held[url] for url in everything)
+                    and sum("assigned partitions" in line for line in first.output) >= 1
+                    and sum("assigned partitions" in line for line in second.output) >= 1
+                ),
+                "two processes split the relays and publish every relay's history",
+            )
+            assert not first.following & second.following, "each relay is served by one"
+            for url in everything:  # the cursor follows the window's events onto Kafka
+                await until_answered(
+                    lambda url=url: history_settled(settings, url), f"{url}'s cursor settles"
+                )
+
+            leaving, staying = sorted(processes, key=lambda p: len(p.following), reverse=True)
+            moved = set(leaving.following)
+            assert moved
+            takeover = len(tail.records)
+            assert await leaving.stop() == 0, "\n".join(leaving.output)
+            await until(
+                lambda: staying.following == everything, "the other process takes every relay"
+            )
+            new_ids = set(await fleet.publish(sorted(moved)[0], 3, "after process takeover"))
+            await until(lambda: new_ids <= tail.ids(), "the new owner publishes new events")
+            again = {r.event_id for r in tail.records[takeover:] if r.relay_url in moved}
+            for url in moved:
+                assert not again & history[url], "the new owner resumes from the cursor"
+            for url in everything:
+                assert tail.ids(url) == fleet.held[url]
+    finally:
+        for process in processes:
+            process.kill()
+        for process in processes:
+            await process.process.wait()
 
 
 async def test_without_kafka_the_service_says_so_in_one_line(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from bigbrotr.config import Settings
 from bigbrotr.nostr import Event, Filter, parse_event
 from bigbrotr.producer import Producer, new_producer
 from bigbrotr.topics import create_topics
-from connectors.client import EndReason
+from connectors.client import ClientLimits, EndReason
 from connectors.sync import Coverage, SyncPolicy
 from connectors.synchronizer import SyncReport, load_cursor, sync_relay
 from tests.support.events import BASE_TIME, history, make_events
@@ -276,3 +276,35 @@ async def test_event_objects_that_cannot_be_parsed_are_published_raw(
     records, _ = await raw_records(settings)
     assert {(key, value["raw"]) for key, value in records} == {(b"not an id", UNREADABLE.encode())}
     assert len(records) == report.published
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        (Behaviour.DISCONNECT, EndReason.DISCONNECTED),
+        (Behaviour.NO_EOSE, EndReason.IDLE_TIMEOUT),
+        (Behaviour.OVERSIZED, EndReason.TOO_LARGE),
+    ],
+)
+async def test_a_relay_failing_mid_answer_leaves_its_events_published_and_a_named_gap(
+    hostile: HostileRelay,
+    settings: Settings,
+    producer: Producer,
+    behaviour: Behaviour,
+    reason: EndReason,
+) -> None:
+    """What arrived before the failure is kept; what could not be proven is a visible gap."""
+    url = hostile.url_for(behaviour)
+    limits = ClientLimits(idle_timeout=0.5, max_frame_bytes=1 << 20)
+    report = await sync(url, hostile.host_port, settings, producer, limits=limits)
+
+    assert report.end_reasons == {reason: 1}
+    records, _ = await raw_records(settings)
+    assert sorted(value["raw"] for _, value in records) == sorted(
+        text.encode() for text in hostile.sent_events
+    )
+    assert report.published == len(records) == len(hostile.sent_events)
+    # An unfinished answer proves nothing: the whole window is a gap that names the failure.
+    assert [(gap.since, gap.until) for gap in report.gaps] == [(SINCE, UNTIL)]
+    assert reason in report.gaps[0].reason
+    assert await load_cursor(settings, url) == report.cursor

@@ -41,7 +41,7 @@ class Behaviour(StrEnum):
     BAD_EVENTS = "bad-events"  # events with a wrong id or signature, then EOSE
     NO_EOSE = "no-eose"  # the events, then silence
     DISCONNECT = "disconnect"  # half the events, then the TCP connection is aborted
-    SLOW_DRIP = "slow-drip"  # one event every `drip_interval` seconds, forever
+    SLOW_DRIP = "slow-drip"  # one event every `drip_interval` seconds, then silence
     FLOOD = "flood"  # the events over and over, as fast as possible, no EOSE
     AUTH = "auth"  # NIP-42: AUTH challenge at connect; REQ refused until authenticated
     CLOSED = "closed"  # CLOSED with `closed_reason`

@@ -2,15 +2,17 @@
 
 Cutting aborts every open connection and stops listening (new dials are refused), as a relay
 restart or a network outage looks to a client; restoring listens on the same port again. It
-counts the bytes it forwards each way, which is what a client's traffic costs on the wire.
+counts the bytes it forwards each way, which is what a client's traffic costs on the wire. Given a
+NIP-11 document, it answers the relay's information requests itself (LocalRelay serves none).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Self
 
@@ -20,8 +22,15 @@ _CHUNK = 65_536
 class CuttableProxy:
     """`async with CuttableProxy(port) as proxy:` forwards `proxy.port` to `target_port`."""
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        target_port: int,
+        target_host: str = "127.0.0.1",
+        *,
+        nip11: Mapping[str, object] | None = None,
+    ) -> None:
         self.target = (target_host, target_port)
+        self.nip11 = nip11
         self.port = free_port()
         self.connections = 0
         self.bytes_to_target = 0
@@ -60,12 +69,25 @@ class CuttableProxy:
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        head = b""
+        if self.nip11 is not None:
+            with contextlib.suppress(asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                head = await reader.readuntil(b"\r\n\r\n")
+            if _asks_nip11(head):
+                body = json.dumps(self.nip11).encode()
+                writer.write(_NIP11_HEAD % len(body) + body)
+                with contextlib.suppress(OSError):
+                    await writer.drain()
+                writer.transport.abort()
+                return
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
             return
         self._writers.update({writer, upstream_writer})
+        upstream_writer.write(head)
+        self._count_to_target(len(head))
         try:
             await asyncio.gather(
                 _pipe(reader, upstream_writer, self._count_to_target),
@@ -81,6 +103,17 @@ class CuttableProxy:
 
     def _count_from_target(self, size: int) -> None:
         self.bytes_from_target += size
+
+
+_NIP11_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/nostr+json\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+)
+
+
+def _asks_nip11(head: bytes) -> bool:
+    lowered = head.lower()
+    return b"upgrade: websocket" not in lowered and b"application/nostr+json" in lowered
 
 
 async def _pipe(

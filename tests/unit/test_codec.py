@@ -204,6 +204,13 @@ def test_round_trip(codec: Codec, name: str, value: dict[str, Any]) -> None:
     assert codec.decode(name, codec.encode(name, value)) == value
 
 
+@pytest.mark.parametrize(("name", "value"), CASES)
+def test_skipping_validation_writes_the_same_bytes(
+    codec: Codec, name: str, value: dict[str, Any]
+) -> None:
+    assert codec.encode(name, value, validated=False) == codec.encode(name, value)
+
+
 def test_timestamps_accept_integer_milliseconds(codec: Codec) -> None:
     value = {"relay_url": None, "seen_at": 1_711_469_125_123, "raw": b"{}", "source": "sync"}
     assert codec.decode("RawEvent", codec.encode("RawEvent", value))["seen_at"] == SEEN

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
 
+from bigbrotr.cli import app
 from bigbrotr.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +65,21 @@ def test_bigbrotr_services_use_secret_files_not_plain_passwords(compose: dict[st
     for name, service in compose["services"].items():
         environment = service.get("environment", {})
         assert not any("PASSWORD" in key and not key.endswith("_FILE") for key in environment), name
+
+
+@pytest.mark.parametrize("process", ["worker", "finder", "monitor", "sync"])
+def test_every_long_running_process_is_a_service(compose: dict[str, Any], process: str) -> None:
+    service = compose["services"][process]
+    assert service["image"] == compose["services"]["init"]["image"]
+    assert service["command"] == [process]
+    assert service["restart"] == "unless-stopped"
+    assert service["depends_on"]["init"] == {"condition": "service_completed_successfully"}
+    assert service["depends_on"]["kafka"] == {"condition": "service_healthy"}
+    assert service["environment"]["BIGBROTR_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+def test_every_service_command_is_a_bigbrotr_command(compose: dict[str, Any]) -> None:
+    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    for name, service in compose["services"].items():
+        if "command" in service:
+            assert service["command"][0] in commands, name
