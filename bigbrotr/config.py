@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -381,6 +381,14 @@ class StreamSettings(_Section):
         description="Topics of plain Nostr event JSON from other systems, validated like our own",
     )
     shutdown_timeout_s: float = Field(default=8.0, gt=0, le=60)
+    aggregates: bool = Field(
+        default=True, description="Keep the aggregate tables (counts, relay health) current"
+    )
+    health_rtt_window_s: int = Field(default=86_400, ge=60, description="RTT percentile window")
+    health_rtt_samples: int = Field(default=100, ge=1, le=10_000, description="per relay, check")
+    health_percentiles: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: [50, 95], min_length=1
+    )
     session_timeout_s: float = Field(
         default=15.0,
         ge=6,

@@ -19,6 +19,7 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError
 from bigbrotr.nostr import InvalidEvent
+from streams.aggregates import add_aggregates
 from streams.records import (
     claimed_id,
     event_record,
@@ -112,6 +113,7 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
 
     for external in settings.streams.external_topics:
         _bridge_external(app, external, raw_topic, codec)
+    add_aggregates(app, settings, codec)
     return app
 
 

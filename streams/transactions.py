@@ -108,10 +108,15 @@ class StreamApp(faust.App):
         transport.Consumer = StableOffsetConsumer  # type: ignore[misc]
         return transport
 
-    def record_table(self, name: str, *, partitions: int) -> RecordTable:
-        """A str-keyed table in the app's store whose changes travel with their record."""
+    def record_table(
+        self, name: str, *, partitions: int, key_type: type[str | bytes] = str
+    ) -> RecordTable:
+        """A table in the app's store whose changes travel with their record.
+
+        `str` keys reach the changelog as JSON strings, `bytes` keys as they are.
+        """
         table = RecordTable(
-            self, name=name, partitions=partitions, key_type=str, beacon=self.tables.beacon
+            self, name=name, partitions=partitions, key_type=key_type, beacon=self.tables.beacon
         )
         self.tables.add(table)
         self.boundary.tables.append(table)
@@ -336,7 +341,7 @@ def _boundary(app: AppT) -> RecordBoundary:
     return app.boundary
 
 
-class RecordTable(Table[str, Any]):
+class RecordTable(Table[Any, Any]):
     """Changelog writes are held until the record's end, then sent inside its transaction; local
     writes are held until that transaction commits.
 
@@ -347,13 +352,13 @@ class RecordTable(Table[str, Any]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unsent: deque[FutureMessage] = deque()
-        self._uncommitted: defaultdict[int, dict[str, Any]] = defaultdict(dict)
+        self._uncommitted: defaultdict[int, dict[Any, Any]] = defaultdict(dict)
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         self.on_key_set(key, value)
         self._uncommitted[_record_partition()][key] = value
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None) -> Any:
         uncommitted = self._uncommitted.get(_record_partition(), {})
         if key in uncommitted:
             return uncommitted[key]

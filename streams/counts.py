@@ -1,0 +1,67 @@
+"""What one event or sighting adds to the count tables, as messages between the two count steps.
+
+A count's key (a kind, a pubkey, a day, a relay) is not the key its source topic is partitioned
+by (the event id), so each count is sent as an `Increment` keyed by the count's key to an internal
+topic, where one partition owns each key and so each key's count lives in one table partition.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+PER_KIND = "events-per-kind"
+PER_PUBKEY = "events-per-pubkey"
+PER_DAY = "events-per-day"
+PER_RELAY = "events-per-relay"
+COUNT_TABLES = (PER_KIND, PER_PUBKEY, PER_DAY, PER_RELAY)
+
+
+@dataclass(frozen=True)
+class Increment:
+    """One distinct event adds one to `table[key]`."""
+
+    table: str
+    key: str
+
+    def message_key(self) -> bytes:
+        return f"{self.table}:{self.key}".encode()
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> Increment | None:
+        """None for anything that is not an increment this module wrote."""
+        try:
+            fields = json.loads(value)
+            increment = cls(**fields)
+        except (ValueError, TypeError, RecursionError):
+            return None
+        if type(increment.table) is not str or type(increment.key) is not str:
+            return None
+        return increment if increment.table in COUNT_TABLES else None
+
+
+def event_counts(event: dict[str, Any]) -> list[Increment]:
+    """An `Event` record counts once per kind, per author and per UTC day of `created_at`."""
+    increments = [Increment(PER_KIND, str(event["kind"])), Increment(PER_PUBKEY, event["pubkey"])]
+    day = utc_day(event["created_at"])
+    if day is not None:
+        increments.append(Increment(PER_DAY, day))
+    return increments
+
+
+def utc_day(created_at: int) -> str | None:
+    """`YYYY-MM-DD`; None for a time no calendar date holds (the validator refuses those)."""
+    try:
+        return datetime.fromtimestamp(created_at, UTC).date().isoformat()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def relay_key(event_id: str, relay_url: str) -> str:
+    """An event counts once per relay however many times the relay served it."""
+    return f"{event_id}|{relay_url}"
