@@ -133,8 +133,7 @@ def _each_record(app: StreamApp, step: Step) -> Callable[[faust.StreamT[bytes]],
     """An agent body running `step` on each record inside the app's record boundary."""
 
     async def agent(stream: faust.StreamT[bytes]) -> None:
-        async for message_event in stream.events():
-            async with app.boundary.record():
-                await step(message_event)
+        async for message_event in app.boundary.each(stream):
+            await step(message_event)
 
     return agent
