@@ -18,6 +18,9 @@ from bigbrotr.errors import BigBrotrError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from bigbrotr.config import ProcessName
+    from bigbrotr.observability import Observed
+    from bigbrotr.observability.lag import Positions
     from connectors.sink.run import SinkLoop
     from connectors.synchronizer import SyncReport
 
@@ -171,6 +174,10 @@ def worker_command(
     settings = _settings(ctx)
     if reprocess:
         console.print(f"rewound {rewind_validator(settings)} partition(s) of events.raw")
+    kafka = settings.kafka
+    inputs = [kafka.topic("events.raw"), *settings.streams.external_topics]
+    group = kafka.topic_prefix + settings.streams.app_id
+    _observe(settings, "worker", committed_by=(group, inputs))
     run_worker(settings)
 
 
@@ -238,6 +245,8 @@ def _serve_sync(settings: Settings) -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+    _observe(settings, "sync", database=settings.sync.negentropy)
+
     async def serve() -> None:
         service = SyncService(settings, max_limit=Nip11MaxLimit(settings))
         loop = asyncio.get_running_loop()
@@ -303,7 +312,10 @@ def monitor_command(
         urls = [normalize_relay_url(url) for url in relays or ()]
     except InvalidRelayUrl as exc:
         raise typer.BadParameter(str(exc), param_hint="RELAY") from exc
-    asyncio.run(_monitor(_settings(ctx), urls, once))
+    settings = _settings(ctx)
+    if not once:
+        _observe(settings, "monitor")
+    asyncio.run(_monitor(settings, urls, once))
 
 
 async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
@@ -356,6 +368,10 @@ def finder_command(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not once:
+        group = f"{settings.kafka.topic_prefix}finder"
+        events = [settings.kafka.topic("events")] if settings.finder.read_events else []
+        _observe(settings, "finder", committed_by=(group, events) if events else None)
     asyncio.run(_find(settings, once))
 
 
@@ -384,6 +400,29 @@ async def _find(settings: Settings, once: bool) -> None:
             await finder.run_forever(stop)
     except KafkaConnectionError as exc:
         raise kafka_unreachable(settings.kafka.bootstrap_servers, exc) from exc
+
+
+def _observe(
+    settings: Settings,
+    process: ProcessName,
+    *,
+    database: bool = False,
+    committed_by: tuple[str, list[str]] | None = None,
+    positions: Positions | None = None,
+) -> Observed:
+    """Serve /metrics, /health and /ready for the rest of the process's life. Consumer lag is
+    measured from the offsets `committed_by=(group, topics)` commits to Kafka, or from
+    `positions` (the sink's, stored with its rows)."""
+    from bigbrotr.observability import committed_positions, lag_offsets, observe
+
+    _logging(settings)
+    lag = None
+    if committed_by is not None:
+        group, topics = committed_by
+        lag = (group, committed_positions(lag_offsets(settings), group, topics))
+    elif positions is not None:
+        lag = (settings.kafka.topic_prefix + settings.sink.group_id, positions)
+    return observe(settings, process, database=database, lag=lag)
 
 
 def _logging(settings: Settings) -> None:
@@ -428,6 +467,7 @@ def sink_command(ctx: typer.Context) -> None:
 
     def started(sink: SinkLoop) -> None:
         _stop_on_signals(sink.stop, hard_exit)
+        _observe(settings, "sink", database=True, positions=lambda: sink.source.expected)
 
     asyncio.run(run_sink(settings, on_start=started))
 

@@ -25,6 +25,7 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError, SourceError
 from bigbrotr.nostr import Network
+from bigbrotr.observability.metrics import RELAY_PROBES
 from bigbrotr.producer import Producer, new_producer
 from connectors.finder.candidate import Candidate, RetryPolicy, Status, candidate_from_record
 from connectors.finder.compacted import read_table
@@ -281,6 +282,7 @@ class Finder:
     async def _record(self, candidate: Candidate, result: ProbeResult, report: PassReport) -> None:
         """Publish the verdict, to `relays` first: a crash then never loses an accepted relay."""
         report.probed += 1
+        RELAY_PROBES.labels("finder", "up" if result.speaks_nip01 else "down").inc()
         if report.probed % _PROGRESS_EVERY == 0:
             log.info(
                 "probed %d of %d due candidate(s): %d accepted, %d retired so far",

@@ -18,6 +18,7 @@ from typing import Any
 from bigbrotr.codec import Codec
 from bigbrotr.config import MonitorSettings, Settings
 from bigbrotr.nostr import Event, normalize_relay_url
+from bigbrotr.observability.metrics import RELAY_PROBES
 from bigbrotr.producer import Producer
 from connectors.monitor.checks import CheckTimeouts
 from connectors.monitor.geo import GeoDatabases
@@ -145,6 +146,8 @@ class Monitor:
             record = empty_probe(url, int(time.time() * 1000))
             record["errors"]["probe"] = f"internal error: {type(exc).__name__}: {exc}"
         self._tracker.probed(url, started)
+        opened = (record["checks"]["open"] or {}).get("ok")
+        RELAY_PROBES.labels("monitor", "up" if opened else "down").inc()
         value = self._codec.encode("RelayProbe", record)
         await self._producer.send_and_wait(self._topic, value, key=url.encode())
         if self._on_probe is not None:
