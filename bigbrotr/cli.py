@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bigbrotr.config import ProcessName
     from bigbrotr.observability import Observed
     from bigbrotr.observability.lag import Positions
+    from bigbrotr.observability.status import Status
     from connectors.sink.run import SinkLoop
     from connectors.synchronizer import SyncReport
 
@@ -642,6 +643,89 @@ async def _verify(settings: Settings, against: str | None, topics: bool) -> bool
         return False
     console.print("[green]identical[/]: every table has the same rows and checksum")
     return True
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Refresh until Ctrl-C (JSON: one object a line).")
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval", help="Seconds between the two offset samples of the throughput.", min=0.1
+        ),
+    ] = 2.0,
+) -> None:
+    """Per topic and consumer group: end offsets, committed offsets, lag and throughput; rejects
+    by reason; relay health (up, slow, down) from the latest probes."""
+    import dataclasses
+
+    from bigbrotr.observability.status import gather
+
+    settings = _settings(ctx)
+    try:
+        while True:
+            status = gather(settings, interval)
+            if as_json:
+                typer.echo(json.dumps(dataclasses.asdict(status), indent=None if watch else 2))
+            else:
+                if watch:
+                    console.clear()
+                _print_status(status)
+            if not watch:
+                return
+    except KeyboardInterrupt:
+        return
+
+
+def _print_status(status: Status) -> None:
+    import time
+
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.at))
+    topics = Table("topic", "partitions", "end offset", "records/s", title=f"topics at {stamp}")
+    for topic in status.topics:
+        topics.add_row(
+            topic.topic, str(topic.partitions), str(topic.end_offset), f"{topic.records_per_s:g}"
+        )
+    groups = Table(title="consumer groups")
+    groups.add_column("group", overflow="fold")
+    groups.add_column("topic", overflow="fold")
+    for name in (
+        "committed",
+        "end offset",
+        "lag",
+        "records/s",
+        "offsets in",
+    ):
+        groups.add_column(name)
+    for row in status.groups:
+        lag = f"[red]{row.lag}[/]" if row.lag else "0"
+        groups.add_row(
+            row.group,
+            row.topic,
+            str(row.committed),
+            str(row.end_offset),
+            lag,
+            f"{row.records_per_s:g}",
+            row.offsets_in,
+        )
+    rejects = Table("reason", "records", title="rejects by reason")
+    for reason, count in status.rejects.items():
+        rejects.add_row(reason, str(count))
+    relays = status.relays
+    health = Table("up", "slow", "down", title="relay health (latest probes)")
+    health.add_row(f"[green]{relays.up}[/]", f"[yellow]{relays.slow}[/]", f"[red]{relays.down}[/]")
+    for table in (topics, groups, rejects, health):
+        console.print(table)
+    for url in relays.down_relays:
+        console.print(f"[red]down[/] {url}", highlight=False)
+    for url in relays.slow_relays:
+        console.print(f"[yellow]slow[/] {url}", highlight=False)
+    for note in status.notes:
+        console.print(f"note: {note}", highlight=False)
 
 
 def main() -> None:
