@@ -316,11 +316,19 @@ def monitor_command(
     settings = _settings(ctx)
     if not once:
         _observe(settings, "monitor")
-    asyncio.run(_monitor(settings, urls, once))
+    asyncio.run(_monitor(settings, urls, once, _config_file(ctx)))
 
 
-async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
+def _config_file(ctx: typer.Context) -> Path | None:
+    """The settings file SIGHUP reads again."""
+    return config_path(ctx.find_root().params.get("config"))
+
+
+async def _monitor(
+    settings: Settings, urls: list[str], once: bool, config: Path | None = None
+) -> None:
     from bigbrotr.producer import new_producer
+    from bigbrotr.reload import reload_on_sighup
     from connectors.monitor import AssignedRelays, Monitor, static_relays
 
     producer = new_producer(settings)
@@ -328,12 +336,16 @@ async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
     try:
         if urls:
             monitor = Monitor(settings, producer, static_relays(urls), on_probe=_print_probe)
+            if not once:
+                reload_on_sighup(config, lambda: monitor.settings, monitor.reload)
             await monitor.run(once=once)
             return
         assigned = AssignedRelays(settings)
+        monitor = Monitor(settings, producer, assigned)
+        reload_on_sighup(config, lambda: monitor.settings, monitor.reload)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(assigned.assignment.run())
-            tasks.create_task(Monitor(settings, producer, assigned).run())
+            tasks.create_task(monitor.run())
     finally:
         await producer.stop()
 
@@ -373,14 +385,15 @@ def finder_command(
         group = f"{settings.kafka.topic_prefix}finder"
         events = [settings.kafka.topic("events")] if settings.finder.read_events else []
         _observe(settings, "finder", committed_by=(group, events) if events else None)
-    asyncio.run(_find(settings, once))
+    asyncio.run(_find(settings, once, _config_file(ctx)))
 
 
-async def _find(settings: Settings, once: bool) -> None:
+async def _find(settings: Settings, once: bool, config: Path | None = None) -> None:
     import signal
 
     from aiokafka.errors import KafkaConnectionError
 
+    from bigbrotr.reload import reload_on_sighup
     from bigbrotr.topics import kafka_unreachable
     from connectors.finder import Finder
 
@@ -395,6 +408,7 @@ async def _find(settings: Settings, once: bool) -> None:
                 )
                 return
             stop = asyncio.Event()
+            reload_on_sighup(config, lambda: finder.settings, finder.reload)
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
@@ -460,14 +474,21 @@ def sink_command(ctx: typer.Context) -> None:
     Processes with the same sink.group_id share the partitions; each starts every partition at
     the offset stored with the rows.
     """
+    from bigbrotr.reload import reload_on_sighup
     from connectors.sink.service import run_sink
 
     settings = _settings(ctx)
     _logging(settings)
     hard_exit = settings.sink.shutdown_timeout_s + 1.5
+    running = [settings]
 
     def started(sink: SinkLoop) -> None:
+        def reload(new: Settings) -> None:
+            running[0] = new
+            sink.batch_size, sink.batch_max_wait_s = new.sink.batch_size, new.sink.batch_max_wait_s
+
         _stop_on_signals(sink.stop, hard_exit)
+        reload_on_sighup(_config_file(ctx), lambda: running[0], reload)
         _observe(settings, "sink", database=True, positions=lambda: sink.source.expected)
 
     asyncio.run(run_sink(settings, on_start=started))

@@ -67,17 +67,9 @@ class Finder:
     """`async with Finder(settings) as finder:` then `await finder.run_pass()` or `run_forever`."""
 
     def __init__(self, settings: Settings, *, clock: Clock = time.time) -> None:
-        self._settings = settings
-        self._finder = settings.finder
-        self._allow = tuple(settings.connectors.allow)
+        self.reload(settings)
         self._clock = clock
         self._codec = Codec(registry=settings.kafka.schema_registry_url)
-        self._policy = RetryPolicy(
-            max_attempts=self._finder.max_attempts,
-            delay_s=self._finder.retry_delay_s,
-            backoff=self._finder.retry_backoff,
-            max_delay_s=self._finder.retry_max_delay_s,
-        )
         self._relays_topic = settings.kafka.topic("relays")
         self._candidates_topic = settings.kafka.topic("relay-candidates")
         self._stack = AsyncExitStack()
@@ -89,6 +81,22 @@ class Finder:
         self.pending: dict[str, Candidate] = {}
         self._seed_read = False
         self._http_read_at: float | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def reload(self, settings: Settings) -> None:
+        """Take new sources, rates and limits (SIGHUP); the next pass uses them."""
+        self._settings = settings
+        self._finder = settings.finder
+        self._allow = tuple(settings.connectors.allow)
+        self._policy = RetryPolicy(
+            max_attempts=self._finder.max_attempts,
+            delay_s=self._finder.retry_delay_s,
+            backoff=self._finder.retry_backoff,
+            max_delay_s=self._finder.retry_max_delay_s,
+        )
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:

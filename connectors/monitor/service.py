@@ -91,6 +91,15 @@ class Monitor:
         self._topic = settings.kafka.topic("probes")
         self._tracker = DueTracker(settings.monitor.interval_s)
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def reload(self, settings: Settings) -> None:
+        """Take new rates, limits and relay lists (SIGHUP); the next round uses them."""
+        self._settings = settings
+        self._tracker.interval_s = settings.monitor.interval_s
+
     async def run(self, *, once: bool = False) -> int:
         """Probe until cancelled, or (with `once`) each relay of the set once; probes published."""
         monitor = self._settings.monitor
@@ -113,6 +122,7 @@ class Monitor:
                 await publisher.publish(self._announcement(key))
             published = 0
             while True:
+                config = probe_config(self._settings, geo)
                 relays = await self._relays()
                 due = self._tracker.due(relays, time.monotonic())
                 published += await self._round(due, config, publisher)
