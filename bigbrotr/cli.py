@@ -18,6 +18,10 @@ from bigbrotr.errors import BigBrotrError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from bigbrotr.config import ProcessName
+    from bigbrotr.observability import Observed
+    from bigbrotr.observability.lag import Positions
+    from bigbrotr.observability.status import Status
     from connectors.sink.run import SinkLoop
     from connectors.synchronizer import SyncReport
 
@@ -171,6 +175,10 @@ def worker_command(
     settings = _settings(ctx)
     if reprocess:
         console.print(f"rewound {rewind_validator(settings)} partition(s) of events.raw")
+    kafka = settings.kafka
+    inputs = [kafka.topic("events.raw"), *settings.streams.external_topics]
+    group = kafka.topic_prefix + settings.streams.app_id
+    _observe(settings, "worker", committed_by=(group, inputs))
     run_worker(settings)
 
 
@@ -238,6 +246,8 @@ def _serve_sync(settings: Settings) -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+    _observe(settings, "sync", database=settings.sync.negentropy)
+
     async def serve() -> None:
         service = SyncService(settings, max_limit=Nip11MaxLimit(settings))
         loop = asyncio.get_running_loop()
@@ -303,11 +313,22 @@ def monitor_command(
         urls = [normalize_relay_url(url) for url in relays or ()]
     except InvalidRelayUrl as exc:
         raise typer.BadParameter(str(exc), param_hint="RELAY") from exc
-    asyncio.run(_monitor(_settings(ctx), urls, once))
+    settings = _settings(ctx)
+    if not once:
+        _observe(settings, "monitor")
+    asyncio.run(_monitor(settings, urls, once, _config_file(ctx)))
 
 
-async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
+def _config_file(ctx: typer.Context) -> Path | None:
+    """The settings file SIGHUP reads again."""
+    return config_path(ctx.find_root().params.get("config"))
+
+
+async def _monitor(
+    settings: Settings, urls: list[str], once: bool, config: Path | None = None
+) -> None:
     from bigbrotr.producer import new_producer
+    from bigbrotr.reload import reload_on_sighup
     from connectors.monitor import AssignedRelays, Monitor, static_relays
 
     producer = new_producer(settings)
@@ -315,12 +336,16 @@ async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
     try:
         if urls:
             monitor = Monitor(settings, producer, static_relays(urls), on_probe=_print_probe)
+            if not once:
+                reload_on_sighup(config, lambda: monitor.settings, monitor.reload)
             await monitor.run(once=once)
             return
         assigned = AssignedRelays(settings)
+        monitor = Monitor(settings, producer, assigned)
+        reload_on_sighup(config, lambda: monitor.settings, monitor.reload)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(assigned.assignment.run())
-            tasks.create_task(Monitor(settings, producer, assigned).run())
+            tasks.create_task(monitor.run())
     finally:
         await producer.stop()
 
@@ -356,14 +381,19 @@ def finder_command(
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(_find(settings, once))
+    if not once:
+        group = f"{settings.kafka.topic_prefix}finder"
+        events = [settings.kafka.topic("events")] if settings.finder.read_events else []
+        _observe(settings, "finder", committed_by=(group, events) if events else None)
+    asyncio.run(_find(settings, once, _config_file(ctx)))
 
 
-async def _find(settings: Settings, once: bool) -> None:
+async def _find(settings: Settings, once: bool, config: Path | None = None) -> None:
     import signal
 
     from aiokafka.errors import KafkaConnectionError
 
+    from bigbrotr.reload import reload_on_sighup
     from bigbrotr.topics import kafka_unreachable
     from connectors.finder import Finder
 
@@ -378,12 +408,36 @@ async def _find(settings: Settings, once: bool) -> None:
                 )
                 return
             stop = asyncio.Event()
+            reload_on_sighup(config, lambda: finder.settings, finder.reload)
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
             await finder.run_forever(stop)
     except KafkaConnectionError as exc:
         raise kafka_unreachable(settings.kafka.bootstrap_servers, exc) from exc
+
+
+def _observe(
+    settings: Settings,
+    process: ProcessName,
+    *,
+    database: bool = False,
+    committed_by: tuple[str, list[str]] | None = None,
+    positions: Positions | None = None,
+) -> Observed:
+    """Serve /metrics, /health and /ready for the rest of the process's life. Consumer lag is
+    measured from the offsets `committed_by=(group, topics)` commits to Kafka, or from
+    `positions` (the sink's, stored with its rows)."""
+    from bigbrotr.observability import committed_positions, lag_offsets, observe
+
+    _logging(settings)
+    lag = None
+    if committed_by is not None:
+        group, topics = committed_by
+        lag = (group, committed_positions(lag_offsets(settings), group, topics))
+    elif positions is not None:
+        lag = (settings.kafka.topic_prefix + settings.sink.group_id, positions)
+    return observe(settings, process, database=database, lag=lag)
 
 
 def _logging(settings: Settings) -> None:
@@ -420,14 +474,22 @@ def sink_command(ctx: typer.Context) -> None:
     Processes with the same sink.group_id share the partitions; each starts every partition at
     the offset stored with the rows.
     """
+    from bigbrotr.reload import reload_on_sighup
     from connectors.sink.service import run_sink
 
     settings = _settings(ctx)
     _logging(settings)
     hard_exit = settings.sink.shutdown_timeout_s + 1.5
+    running = [settings]
 
     def started(sink: SinkLoop) -> None:
+        def reload(new: Settings) -> None:
+            running[0] = new
+            sink.batch_size, sink.batch_max_wait_s = new.sink.batch_size, new.sink.batch_max_wait_s
+
         _stop_on_signals(sink.stop, hard_exit)
+        reload_on_sighup(_config_file(ctx), lambda: running[0], reload)
+        _observe(settings, "sink", database=True, positions=lambda: sink.source.expected)
 
     asyncio.run(run_sink(settings, on_start=started))
 
@@ -602,6 +664,89 @@ async def _verify(settings: Settings, against: str | None, topics: bool) -> bool
         return False
     console.print("[green]identical[/]: every table has the same rows and checksum")
     return True
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Refresh until Ctrl-C (JSON: one object a line).")
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval", help="Seconds between the two offset samples of the throughput.", min=0.1
+        ),
+    ] = 2.0,
+) -> None:
+    """Per topic and consumer group: end offsets, committed offsets, lag and throughput; rejects
+    by reason; relay health (up, slow, down) from the latest probes."""
+    import dataclasses
+
+    from bigbrotr.observability.status import gather
+
+    settings = _settings(ctx)
+    try:
+        while True:
+            status = gather(settings, interval)
+            if as_json:
+                typer.echo(json.dumps(dataclasses.asdict(status), indent=None if watch else 2))
+            else:
+                if watch:
+                    console.clear()
+                _print_status(status)
+            if not watch:
+                return
+    except KeyboardInterrupt:
+        return
+
+
+def _print_status(status: Status) -> None:
+    import time
+
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.at))
+    topics = Table("topic", "partitions", "end offset", "records/s", title=f"topics at {stamp}")
+    for topic in status.topics:
+        topics.add_row(
+            topic.topic, str(topic.partitions), str(topic.end_offset), f"{topic.records_per_s:g}"
+        )
+    groups = Table(title="consumer groups")
+    groups.add_column("group", overflow="fold")
+    groups.add_column("topic", overflow="fold")
+    for name in (
+        "committed",
+        "end offset",
+        "lag",
+        "records/s",
+        "offsets in",
+    ):
+        groups.add_column(name)
+    for row in status.groups:
+        lag = f"[red]{row.lag}[/]" if row.lag else "0"
+        groups.add_row(
+            row.group,
+            row.topic,
+            str(row.committed),
+            str(row.end_offset),
+            lag,
+            f"{row.records_per_s:g}",
+            row.offsets_in,
+        )
+    rejects = Table("reason", "records", title="rejects by reason")
+    for reason, count in status.rejects.items():
+        rejects.add_row(reason, str(count))
+    relays = status.relays
+    health = Table("up", "slow", "down", title="relay health (latest probes)")
+    health.add_row(f"[green]{relays.up}[/]", f"[yellow]{relays.slow}[/]", f"[red]{relays.down}[/]")
+    for table in (topics, groups, rejects, health):
+        console.print(table)
+    for url in relays.down_relays:
+        console.print(f"[red]down[/] {url}", highlight=False)
+    for url in relays.slow_relays:
+        console.print(f"[yellow]slow[/] {url}", highlight=False)
+    for note in status.notes:
+        console.print(f"note: {note}", highlight=False)
 
 
 def main() -> None:

@@ -456,6 +456,54 @@ class SinkSettings(_Section):
         return self
 
 
+ProcessName = Literal["worker", "sync", "monitor", "finder", "sink"]
+
+
+def _default_metrics_ports() -> dict[ProcessName, int]:
+    return {"worker": 9401, "sync": 9402, "monitor": 9403, "finder": 9404, "sink": 9405}
+
+
+class MetricsSettings(_Section):
+    """Where each long-running process serves /metrics, /health and /ready."""
+
+    enabled: bool = Field(default=True, description="Serve metrics and health endpoints")
+    host: str = Field(default="127.0.0.1", description="Address to bind; 0.0.0.0 in containers")
+    ports: dict[ProcessName, int] = Field(
+        default_factory=_default_metrics_ports,
+        description="Port per process; 0 picks a free one (logged). A port already taken (two "
+        "processes of one kind on one machine) falls back to a free one, with a warning",
+    )
+    ready_timeout_s: float = Field(
+        default=3.0, gt=0, le=60, description="Bound on each dependency check of /ready"
+    )
+
+    @field_validator("ports")
+    @classmethod
+    def _check_ports(cls, value: dict[ProcessName, int]) -> dict[ProcessName, int]:
+        for name, port in value.items():
+            if not 0 <= port <= 65535:
+                raise ValueError(f"{name}: port {port} is not in 0..65535")
+        return {**_default_metrics_ports(), **value}
+
+
+class StatusSettings(_Section):
+    """What `bigbrotr status` calls a slow or a stale relay, and how far back it reads."""
+
+    slow_rtt_ms: int = Field(
+        default=1000, ge=1, description="A relay that opened slower than this is slow"
+    )
+    probe_window_s: float = Field(
+        default=7200.0,
+        gt=0,
+        description="Only probes this recent count for relay health (latest per relay)",
+    )
+    max_scan_records: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most records read per partition of rejects and probes (the newest)",
+    )
+
+
 class Settings(BaseSettings):
     """Everything a BigBrotr process may be configured with."""
 
@@ -477,6 +525,8 @@ class Settings(BaseSettings):
     sink: SinkSettings = Field(default_factory=SinkSettings)
 
     finder: FinderSettings = Field(default_factory=FinderSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
 
     @classmethod
     def settings_customise_sources(

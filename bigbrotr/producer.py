@@ -28,6 +28,7 @@ from confluent_kafka import Producer as _Client
 
 from bigbrotr.config import Settings
 from bigbrotr.errors import PublishError
+from bigbrotr.observability.metrics import RECORDS_OUT
 from bigbrotr.topics import kafka_unreachable
 
 _REPORT_WAIT_S = 0.1
@@ -52,6 +53,7 @@ class Producer:
         self._reporter: threading.Thread | None = None
         self._stopping = threading.Event()
         self._reports: list[_Report] = []
+        self._published: dict[str, Any] = {}  # per topic, its child of RECORDS_OUT
 
     async def start(self, timeout_s: float = 10.0) -> None:
         """Connect; `TopicError` when no broker answers within `timeout_s`."""
@@ -106,7 +108,14 @@ class Producer:
             except KafkaException as exc:
                 raise PublishError(f"cannot publish to {topic}: {exc.args[0]}") from exc
             else:
+                self._count(topic)
                 return
+
+    def _count(self, topic: str) -> None:
+        counter = self._published.get(topic)
+        if counter is None:
+            counter = self._published[topic] = RECORDS_OUT.labels(topic)
+        counter.inc()
 
     async def send_and_wait(
         self, topic: str, value: bytes | None, *, key: bytes | None = None

@@ -24,6 +24,7 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import KafkaSettings
 from bigbrotr.errors import CodecError
 from bigbrotr.nostr import InvalidRelayUrl, Network, normalize_relay_url
+from bigbrotr.observability.metrics import RECORDS_IN
 from bigbrotr.topics import kafka_unreachable
 
 log = logging.getLogger("bigbrotr.assignment")
@@ -116,6 +117,7 @@ class RelayAssignment:
         owned = self._owned.get(partition)
         if owned is None:
             return
+        RECORDS_IN.labels(self.topic).inc(len(messages))
         added: dict[str, AssignedRelay] = {}
         removed: set[str] = set()
         for message in messages:

@@ -19,6 +19,7 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError
 from bigbrotr.nostr import InvalidEvent
+from bigbrotr.observability.metrics import RECORDS_IN, RECORDS_OUT, REJECTS
 from streams.aggregates import add_aggregates
 from streams.records import (
     claimed_id,
@@ -58,6 +59,12 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
     def topic(name: str, **extra: Any) -> faust.TopicT:
         return app.topic(kafka.topic(name), key_serializer="raw", value_serializer="raw", **extra)
 
+    raw_in = RECORDS_IN.labels(kafka.topic("events.raw"))
+    raw_out, events_out, sightings_out, rejects_out = (
+        RECORDS_OUT.labels(kafka.topic(name))
+        for name in ("events.raw", "events", "sightings", "rejects")
+    )
+
     raw_topic = topic("events.raw", partitions=partitions)
     events_topic = topic("events")
     sightings_topic = topic("sightings")
@@ -70,6 +77,8 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
     async def send_reject(record: dict[str, Any]) -> None:
         key = (record["relay_url"] or "").encode()
         await rejects_topic.send(key=key, value=codec.encode("Reject", record))
+        rejects_out.inc()
+        REJECTS.labels(record["stage"], record["reason"]).inc()
 
     async def validate_one(message_event: EventT[bytes]) -> None:
         message = message_event.message
@@ -93,10 +102,12 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
             return
         if message_event.key != event.id.encode():
             await raw_topic.send(key=event.id.encode(), value=value)
+            raw_out.inc()
             return
         if first_seen.get(event.id) is None:
             record = event_record(event, raw["relay_url"], raw["seen_at"])
             await events_topic.send(key=message_event.key, value=codec.encode("Event", record))
+            events_out.inc()
             first_seen[event.id] = record_id
         key = sighting_key(event.id, raw)
         if sighted.get(key) is None:
@@ -104,12 +115,14 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
             await sightings_topic.send(
                 key=message_event.key, value=codec.encode("Sighting", sighting)
             )
+            sightings_out.inc()
             sighted[key] = record_id
 
     @app.agent(raw_topic, name="validate")
     async def validate_raw(stream: faust.StreamT[bytes]) -> None:
         async for message_event in app.boundary.each(stream):
             await validate_one(message_event)
+            raw_in.inc()
 
     for external in settings.streams.external_topics:
         _bridge_external(app, external, raw_topic, codec)

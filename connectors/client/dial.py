@@ -20,6 +20,7 @@ from python_socks.async_.asyncio import Proxy
 from websockets.asyncio.client import ClientConnection, connect
 
 from bigbrotr.nostr import Network, classify_network, relay_host, resolve_and_check
+from bigbrotr.observability.metrics import RELAY_CONNECTS, RELAY_OPEN_CONNECTIONS
 from connectors.client.limits import ClientLimits
 
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
@@ -29,14 +30,43 @@ class NoProxyError(ConnectionError):
     """An overlay relay was asked for but no SOCKS5 proxy is configured."""
 
 
+class _CountedConnection(ClientConnection):
+    """Counted in `bigbrotr_relay_open_connections` while its socket is open."""
+
+    counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.counted = True
+        RELAY_OPEN_CONNECTIONS.inc()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.counted = False
+            RELAY_OPEN_CONNECTIONS.dec()
+        super().connection_lost(exc)
+
+
 async def dial(
     url: str, *, allow: Collection[str], proxy: str | None, limits: ClientLimits
 ) -> ClientConnection:
     """A websocket connection to a normalised relay URL; the caller bounds it with a timeout.
 
     Raises `InvalidRelayUrl` (refused URL), `OSError` (DNS, TCP, proxy), `TimeoutError`, or a
-    websockets error (handshake).
+    websockets error (handshake). Each attempt counts in `bigbrotr_relay_connects`.
     """
+    try:
+        connection = await _dial(url, allow=allow, proxy=proxy, limits=limits)
+    except BaseException:
+        RELAY_CONNECTS.labels("failed").inc()
+        raise
+    RELAY_CONNECTS.labels("ok").inc()
+    return connection
+
+
+async def _dial(
+    url: str, *, allow: Collection[str], proxy: str | None, limits: ClientLimits
+) -> ClientConnection:
     host = relay_host(url)
     parts = urlsplit(url)
     port = parts.port or _DEFAULT_PORTS[parts.scheme]
@@ -60,6 +90,7 @@ async def dial(
             close_timeout=limits.close_timeout,
             max_size=limits.max_frame_bytes,
             user_agent_header="bigbrotr",
+            create_connection=_CountedConnection,
         )
     except ValueError as exc:  # a redirect: never followed, the target was not checked
         sock.close()

@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bigbrotr.config import Settings
+from bigbrotr.observability.metrics import RECORDS_IN
 from connectors.finder.compacted import topic_partitions
 
 _BATCH_RECORDS = 2000
@@ -51,6 +52,7 @@ class EventsReader:
             )
             records = [message for messages in batches.values() for message in messages]
             if records:
+                RECORDS_IN.labels(self.topic).inc(len(records))
                 yield records
             remaining = [tp for tp in remaining if await self._behind(tp, ends[tp])]
 

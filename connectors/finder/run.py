@@ -25,6 +25,7 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError, SourceError
 from bigbrotr.nostr import Network
+from bigbrotr.observability.metrics import RELAY_PROBES
 from bigbrotr.producer import Producer, new_producer
 from connectors.finder.candidate import Candidate, RetryPolicy, Status, candidate_from_record
 from connectors.finder.compacted import read_table
@@ -66,17 +67,9 @@ class Finder:
     """`async with Finder(settings) as finder:` then `await finder.run_pass()` or `run_forever`."""
 
     def __init__(self, settings: Settings, *, clock: Clock = time.time) -> None:
-        self._settings = settings
-        self._finder = settings.finder
-        self._allow = tuple(settings.connectors.allow)
+        self.reload(settings)
         self._clock = clock
         self._codec = Codec(registry=settings.kafka.schema_registry_url)
-        self._policy = RetryPolicy(
-            max_attempts=self._finder.max_attempts,
-            delay_s=self._finder.retry_delay_s,
-            backoff=self._finder.retry_backoff,
-            max_delay_s=self._finder.retry_max_delay_s,
-        )
         self._relays_topic = settings.kafka.topic("relays")
         self._candidates_topic = settings.kafka.topic("relay-candidates")
         self._stack = AsyncExitStack()
@@ -88,6 +81,22 @@ class Finder:
         self.pending: dict[str, Candidate] = {}
         self._seed_read = False
         self._http_read_at: float | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def reload(self, settings: Settings) -> None:
+        """Take new sources, rates and limits (SIGHUP); the next pass uses them."""
+        self._settings = settings
+        self._finder = settings.finder
+        self._allow = tuple(settings.connectors.allow)
+        self._policy = RetryPolicy(
+            max_attempts=self._finder.max_attempts,
+            delay_s=self._finder.retry_delay_s,
+            backoff=self._finder.retry_backoff,
+            max_delay_s=self._finder.retry_max_delay_s,
+        )
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
@@ -281,6 +290,7 @@ class Finder:
     async def _record(self, candidate: Candidate, result: ProbeResult, report: PassReport) -> None:
         """Publish the verdict, to `relays` first: a crash then never loses an accepted relay."""
         report.probed += 1
+        RELAY_PROBES.labels("finder", "up" if result.speaks_nip01 else "down").inc()
         if report.probed % _PROGRESS_EVERY == 0:
             log.info(
                 "probed %d of %d due candidate(s): %d accepted, %d retired so far",

@@ -18,6 +18,7 @@ from typing import Any
 from bigbrotr.codec import Codec
 from bigbrotr.config import MonitorSettings, Settings
 from bigbrotr.nostr import Event, normalize_relay_url
+from bigbrotr.observability.metrics import RELAY_PROBES
 from bigbrotr.producer import Producer
 from connectors.monitor.checks import CheckTimeouts
 from connectors.monitor.geo import GeoDatabases
@@ -90,6 +91,15 @@ class Monitor:
         self._topic = settings.kafka.topic("probes")
         self._tracker = DueTracker(settings.monitor.interval_s)
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def reload(self, settings: Settings) -> None:
+        """Take new rates, limits and relay lists (SIGHUP); the next round uses them."""
+        self._settings = settings
+        self._tracker.interval_s = settings.monitor.interval_s
+
     async def run(self, *, once: bool = False) -> int:
         """Probe until cancelled, or (with `once`) each relay of the set once; probes published."""
         monitor = self._settings.monitor
@@ -112,6 +122,7 @@ class Monitor:
                 await publisher.publish(self._announcement(key))
             published = 0
             while True:
+                config = probe_config(self._settings, geo)
                 relays = await self._relays()
                 due = self._tracker.due(relays, time.monotonic())
                 published += await self._round(due, config, publisher)
@@ -145,6 +156,8 @@ class Monitor:
             record = empty_probe(url, int(time.time() * 1000))
             record["errors"]["probe"] = f"internal error: {type(exc).__name__}: {exc}"
         self._tracker.probed(url, started)
+        opened = (record["checks"]["open"] or {}).get("ok")
+        RELAY_PROBES.labels("monitor", "up" if opened else "down").inc()
         value = self._codec.encode("RelayProbe", record)
         await self._producer.send_and_wait(self._topic, value, key=url.encode())
         if self._on_probe is not None:

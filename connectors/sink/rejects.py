@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bigbrotr.codec import Codec
+from bigbrotr.observability.metrics import REJECTS
 from bigbrotr.producer import Producer
 
 STAGE = "sink"
@@ -70,11 +71,13 @@ class RejectPublisher:
                 continue
             key = letter.relay_url.encode() if letter.relay_url else None
             value = self._codec.encode("Reject", reject_record(letter))
-            pending.append((where, await self._producer.send(self._topic, value, key=key)))
-        for where, delivered in pending:
+            sent = await self._producer.send(self._topic, value, key=key)
+            pending.append((where, letter.reason, sent))
+        for where, reason, delivered in pending:
             await delivered
             self._sent.add(where)
             self.published += 1
+            REJECTS.labels(STAGE, reason).inc()
 
     def committed(self) -> None:
         """The batch whose letters were sent is committed: they can no longer be retried."""

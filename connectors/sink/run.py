@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from bigbrotr.observability.metrics import RECORDS_IN, SINK_BATCH_RECORDS, SINK_BATCH_SECONDS
 from connectors.sink.database import Database
 from connectors.sink.load import BatchLoader, PreparedBatch
 from connectors.sink.offsets import Fenced, load_offsets
@@ -108,6 +110,7 @@ class SinkLoop:
     async def _write(self, messages: list[Any]) -> None:
         batch = self.loader.prepare(messages)
         expected = dict(self.source.expected)
+        started = time.monotonic()
         try:
             written = await self._until_stop_deadline(
                 self.database.run(lambda conn: self.loader.write(conn, batch, expected))
@@ -127,6 +130,10 @@ class SinkLoop:
         for key, offset in batch.positions.items():
             if key in self.source.expected:
                 self.source.expected[key] = offset
+        SINK_BATCH_SECONDS.observe(time.monotonic() - started)
+        SINK_BATCH_RECORDS.observe(len(messages))
+        for topic, count in Counter(message.topic() for message in messages).items():
+            RECORDS_IN.labels(topic).inc(count)
         self.totals.records += batch.records
         self.totals.batches += 1
         self.totals.rejected = self.loader.rejects.published

@@ -67,7 +67,7 @@ def test_bigbrotr_services_use_secret_files_not_plain_passwords(compose: dict[st
         assert not any("PASSWORD" in key and not key.endswith("_FILE") for key in environment), name
 
 
-@pytest.mark.parametrize("process", ["worker", "finder", "monitor", "sync"])
+@pytest.mark.parametrize("process", ["worker", "finder", "monitor", "sync", "sink"])
 def test_every_long_running_process_is_a_service(compose: dict[str, Any], process: str) -> None:
     service = compose["services"][process]
     assert service["image"] == compose["services"]["init"]["image"]
@@ -80,6 +80,18 @@ def test_every_long_running_process_is_a_service(compose: dict[str, Any], proces
 
 def test_every_service_command_is_a_bigbrotr_command(compose: dict[str, Any]) -> None:
     commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    image = compose["services"]["init"]["image"]
     for name, service in compose["services"].items():
-        if "command" in service:
+        if "command" in service and service.get("image") == image:
             assert service["command"][0] in commands, name
+
+
+def test_prometheus_scrapes_every_process_on_its_metrics_port(compose: dict[str, Any]) -> None:
+    settings = load_settings()
+    config = yaml.safe_load((ROOT / "monitoring" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    scraped = {entry["names"][0]: entry["port"] for entry in job["dns_sd_configs"]}
+    assert scraped == settings.metrics.ports
+    assert set(scraped) <= set(compose["services"])
+    bigbrotr = compose["services"]["init"]["environment"]
+    assert bigbrotr["BIGBROTR_METRICS__HOST"] == "0.0.0.0"
