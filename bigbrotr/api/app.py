@@ -5,8 +5,8 @@ pydantic models we already use, and serves websockets on the same port, so one a
 the query API and a NIP-01 relay. Every answer that is not a success is `{"error": "..."}`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the route signatures at runtime, and
+# they refer to this module's closures (settings, the key scheme).
 import hmac
 import time
 from typing import Annotated, Any, Literal

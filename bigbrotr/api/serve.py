@@ -9,6 +9,9 @@ connection with code 1009).
 from __future__ import annotations
 
 import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 
@@ -47,6 +50,21 @@ async def serve(settings: Settings) -> None:
             api.host,
             api.port,
         )
-        await uvicorn.Server(config).serve()
+        await _Server(config).serve()
     finally:
         await archive.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the signal that stopped it once it has shut down, so the process dies
+    of SIGTERM; for `bigbrotr api` a stop by SIGTERM or Ctrl-C is the normal end (exit 0)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {signum: signal.signal(signum, self.handle_exit) for signum in handled}
+        try:
+            yield
+        finally:
+            for signum, handler in original.items():
+                signal.signal(signum, handler)
