@@ -109,13 +109,22 @@ class RelaySession:
             )
             return
         objects = message[2:]
-        refusal = self._refusal(sub, objects)
+        refusal = self._refusal(objects)
         filters: list[Filter] = []
         if refusal is None:
             try:
                 filters = [checked_filter(obj, self._limits.filters) for obj in objects]
             except InvalidFilter as exc:
                 refusal = f"invalid: {exc}"
+        if (
+            refusal is None
+            and sub not in self.open
+            and len(self.open) >= self._limits.max_subscriptions
+        ):
+            refusal = (
+                f"error: {self._limits.max_subscriptions} subscriptions are open on this "
+                "connection; CLOSE one first"
+            )
         if refusal is None and not await self._allow():
             refusal = "rate-limited: too many REQs from your address; wait and ask again"
         if refusal is not None:
@@ -138,18 +147,13 @@ class RelaySession:
             return
         yield _frame("EOSE", sub)
 
-    def _refusal(self, sub: str, objects: list[Any]) -> str | None:
+    def _refusal(self, objects: list[Any]) -> str | None:
         if not objects:
             return "invalid: a REQ needs at least one filter"
         if len(objects) > self._limits.max_filters:
             return f"invalid: at most {self._limits.max_filters} filters per REQ"
         if not all(type(obj) is dict for obj in objects):
             return "invalid: every filter is a JSON object"
-        if sub not in self.open and len(self.open) >= self._limits.max_subscriptions:
-            return (
-                f"error: {self._limits.max_subscriptions} subscriptions are open on this "
-                "connection; CLOSE one first"
-            )
         return None
 
 

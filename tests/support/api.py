@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -27,14 +26,9 @@ from connectors.sink.relays import RelayRow, RelaysWriter
 from connectors.sink.sightings import SightingsWriter, sighting_row
 from tests.support.cli import BIGBROTR
 from tests.support.sink_load import codec, event_record
+from tests.support.tcp_proxy import free_port
 
 _START_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
