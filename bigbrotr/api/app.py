@@ -193,8 +193,8 @@ def create_app(settings: ApiSettings, archive: Archive) -> FastAPI:
                         continue
                     async for frame in session.handle(text):
                         await websocket.send_text(frame)
-            except WebSocketDisconnect:
-                return
+            except (WebSocketDisconnect, OSError):
+                return  # the client left, perhaps mid-answer (uvicorn's ClientDisconnected)
 
     return app
 
