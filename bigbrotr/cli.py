@@ -494,6 +494,20 @@ def sink_command(ctx: typer.Context) -> None:
     asyncio.run(run_sink(settings, on_start=started))
 
 
+@app.command("api")
+def api_command(ctx: typer.Context) -> None:
+    """Serve the archive read-only: HTTP queries (OpenAPI at /openapi.json) and a NIP-01 relay.
+
+    Reads as the role bigbrotr_reader (migration 0007) unless api.database_url names another
+    read-only role; refuses to start on a role that may write.
+    """
+    from bigbrotr.api import serve
+
+    settings = _settings(ctx)
+    _logging(settings)
+    asyncio.run(serve(settings))
+
+
 @app.command("replay")
 def replay_command(
     ctx: typer.Context,

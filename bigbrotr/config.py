@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -504,6 +505,109 @@ class StatusSettings(_Section):
     )
 
 
+ApiRoute = Literal["events", "relays", "stats"]
+READER_ROLE = "bigbrotr_reader"
+
+
+class ApiSettings(_Section):
+    """`bigbrotr api`: the read-only HTTP query API and NIP-01 relay over the archive."""
+
+    host: str = Field(default="127.0.0.1", description="Address the API and relay listen on")
+    port: int = Field(default=8080, ge=1, le=65535)
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of a read-only role; default: database.url as the role "
+        f"{READER_ROLE} that the migrations create",
+    )
+    database_password: SecretStr | None = Field(
+        default=None, description="Secret; best given as BIGBROTR_API__DATABASE_PASSWORD_FILE"
+    )
+    pool_size: int = Field(default=10, ge=1, le=200, description="Database connections at most")
+    query_timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="A query running longer is cancelled (HTTP 503)"
+    )
+    default_limit: int = Field(default=100, ge=1, description="Events per page without limit")
+    max_limit: int = Field(
+        default=500, ge=1, le=10_000, description="Most events one page or one REQ filter returns"
+    )
+    max_filter_values: int = Field(
+        default=1000,
+        ge=1,
+        description="Most ids, authors, kinds and tag values one filter may list, all together",
+    )
+    rate_limit: str = Field(
+        default="20/second",
+        description="Requests (HTTP calls and REQs) per client address, e.g. 20/second, "
+        "600/minute; 429 past it",
+    )
+    keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Secret; API keys (comma or whitespace separated, 16+ characters each) for "
+        "the private routes; best given as BIGBROTR_API__KEYS_FILE",
+    )
+    private_routes: list[ApiRoute] = Field(
+        default_factory=list, description="HTTP routes that need an API key (X-API-Key header)"
+    )
+    relay: bool = Field(default=True, description="Also serve the archive as a NIP-01 relay")
+    relay_max_message_bytes: int = Field(
+        default=65_536, ge=1024, le=16 * 1024 * 1024, description="Larger client frames close"
+    )
+    relay_max_subscriptions: int = Field(
+        default=20, ge=1, le=1000, description="Open subscriptions per connection"
+    )
+    relay_max_filters: int = Field(default=10, ge=1, le=100, description="Filters per REQ")
+    stats_cache_s: float = Field(
+        default=30.0, ge=0, description="How long /stats answers from its last count"
+    )
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        return value.replace(",", " ").split() if isinstance(value, str) else value
+
+    @field_validator("keys")
+    @classmethod
+    def _check_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < 16 for key in value):
+            raise ValueError("every key needs 16 characters or more; try `openssl rand -hex 16`")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"expected e.g. 20/second or 600/minute ({exc})") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return None if value is None else DatabaseSettings(url=value).url
+
+    @model_validator(mode="after")
+    def _check_routes(self) -> ApiSettings:
+        if self.private_routes and not self.keys:
+            raise ValueError("private_routes needs api.keys, or nobody could call those routes")
+        if self.default_limit > self.max_limit:
+            raise ValueError("default_limit must not exceed max_limit")
+        return self
+
+    def database(self, archive: DatabaseSettings) -> DatabaseSettings:
+        """Where the API reads: its own URL, else the archive's database as the reader role."""
+        if self.database_url is not None:
+            return DatabaseSettings(url=self.database_url, password=self.database_password)
+        parts = urlsplit(archive.url)
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{READER_ROLE}@{parts.hostname}{port}"
+        return DatabaseSettings(
+            url=urlunsplit(parts._replace(netloc=netloc)), password=self.database_password
+        )
+
+
 class Settings(BaseSettings):
     """Everything a BigBrotr process may be configured with."""
 
@@ -527,6 +631,7 @@ class Settings(BaseSettings):
     finder: FinderSettings = Field(default_factory=FinderSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -643,6 +748,11 @@ def masked(settings: Settings) -> dict[str, Any]:
         data["database"]["password"] = "********"
     if settings.monitor.secret_key is not None:
         data["monitor"]["secret_key"] = "********"
+    data["api"]["keys"] = ["********"] * len(settings.api.keys)
+    if settings.api.database_password is not None:
+        data["api"]["database_password"] = "********"
+    if settings.api.database_url is not None:
+        data["api"]["database_url"] = _mask_url(settings.api.database_url)
     if settings.kafka.schema_registry_url:
         data["kafka"]["schema_registry_url"] = _mask_url(settings.kafka.schema_registry_url)
     return data
