@@ -306,6 +306,9 @@ def monitor_command(
     asyncio.run(_monitor(_settings(ctx), urls, once))
 
 
+_MONITOR_HARD_EXIT_S = 10.0
+
+
 async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
     from bigbrotr.producer import new_producer
     from connectors.monitor import AssignedRelays, Monitor, static_relays
@@ -318,9 +321,16 @@ async def _monitor(settings: Settings, urls: list[str], once: bool) -> None:
             await monitor.run(once=once)
             return
         assigned = AssignedRelays(settings)
+        stopped = asyncio.Event()
+        _stop_on_signals(stopped.set, _MONITOR_HARD_EXIT_S)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(assigned.assignment.run())
-            tasks.create_task(Monitor(settings, producer, assigned).run())
+            work = [
+                tasks.create_task(assigned.assignment.run()),
+                tasks.create_task(Monitor(settings, producer, assigned).run()),
+            ]
+            await stopped.wait()
+            for task in work:
+                task.cancel()
     finally:
         await producer.stop()
 
@@ -430,6 +440,36 @@ def sink_command(ctx: typer.Context) -> None:
         _stop_on_signals(sink.stop, hard_exit)
 
     asyncio.run(run_sink(settings, on_start=started))
+
+
+@app.command("run")
+def run_command(ctx: typer.Context) -> None:
+    """Run the main job: migrate, create topics, then every component (finder, monitor, sync,
+    worker, sink) as a child process under one supervisor until Ctrl-C or SIGTERM."""
+    from bigbrotr.supervisor import supervise
+
+    settings = _settings(ctx)
+    _logging(settings)
+    _prepare(settings)
+    config = ctx.find_root().params.get("config")
+    exits = asyncio.run(supervise(settings, str(config) if config is not None else None))
+    killed = [exit_.name for exit_ in exits if exit_.killed]
+    if killed:
+        console.print(f"[yellow]stopped; killed after the shutdown timeout:[/] {', '.join(killed)}")
+        raise typer.Exit(1)
+    console.print("stopped: every component exited by itself")
+
+
+def _prepare(settings: Settings) -> None:
+    """What every component needs before it starts: the tables and the topics (idempotent)."""
+    from bigbrotr.migrate import migrate
+    from bigbrotr.topics import create_topics
+
+    applied = asyncio.run(migrate(settings.database.dsn()))
+    created = [r.name for r in create_topics(settings.kafka) if r.outcome == "created"]
+    console.print(
+        f"database migrated ({len(applied)} applied now); topics ready ({len(created)} created now)"
+    )
 
 
 @app.command("replay")
