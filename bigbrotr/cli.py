@@ -460,6 +460,48 @@ def run_command(ctx: typer.Context) -> None:
     console.print("stopped: every component exited by itself")
 
 
+@app.command("demo")
+def demo_command(
+    ctx: typer.Context,
+    events: Annotated[
+        int, typer.Option("--events", min=10, max=100_000, help="Distinct valid events to load.")
+    ] = 500,
+    database: Annotated[
+        str, typer.Option("--database", help="Database (on database.url's server) to refill.")
+    ] = "bigbrotr_demo",
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=10, help="Stop waiting for the archive after this.")
+    ] = 300,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with the summary as JSON instead of tables.")
+    ] = False,
+) -> None:
+    """Archive two real local relays end to end (nostr-relay and LocalRelay, filled with signed
+    events and a few invalid ones) with live progress, then summarise; stops by itself."""
+    from bigbrotr.demo.run import run_demo
+    from bigbrotr.demo.summary import as_json as summary_json
+    from bigbrotr.demo.summary import show
+
+    settings = _settings(ctx)
+    config = ctx.find_root().params.get("config")
+    outcome = asyncio.run(
+        run_demo(
+            settings,
+            config=str(config) if config is not None else None,
+            events=events,
+            database=database,
+            timeout_s=timeout,
+            console=Console(stderr=True) if as_json else console,
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps(summary_json(outcome), indent=2, default=str))
+    else:
+        show(outcome, console)
+    if not outcome.complete:
+        raise typer.Exit(1)
+
+
 def _prepare(settings: Settings) -> None:
     """What every component needs before it starts: the tables and the topics (idempotent)."""
     from bigbrotr.migrate import migrate

@@ -63,3 +63,7 @@ class RelayStartError(BigBrotrError):
 
 class RelayLoadError(BigBrotrError):
     """A local relay refused or did not acknowledge an event it was loaded with."""
+
+
+class DemoError(BigBrotrError):
+    """`bigbrotr demo` could not set up its relays, database or topics."""

@@ -257,7 +257,10 @@ async def supervise(
 
 
 def main_job(
-    settings: Settings, config: str | None, env: Mapping[str, str] | None = None
+    settings: Settings,
+    config: str | None,
+    env: Mapping[str, str] | None = None,
+    output: TextIO | None = None,
 ) -> Supervisor:
     """The supervisor of a one-machine deployment: one child per configured component."""
     run = settings.run
@@ -267,4 +270,5 @@ def main_job(
         restart=RestartPolicy(run.restart_base_s, run.restart_max_s),
         shutdown_timeout_s=run.shutdown_timeout_s,
         env=env,
+        output=output,
     )
