@@ -43,14 +43,18 @@ class RunningRelay:
 
 @contextmanager
 def nostr_relay(
-    workdir: Path, *, max_limit: int = 100_000, check_signatures: bool = True
+    workdir: Path,
+    *,
+    max_limit: int = 100_000,
+    check_signatures: bool = True,
+    name: str = "bigbrotr test relay",
 ) -> Iterator[RunningRelay]:
     """A fresh `nostr-relay` with its SQLite database in `workdir`; without `check_signatures`
     it stores events whatever their id and signature, as a broken or hostile relay would."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     config = workdir / "nostr-relay.yaml"
-    settings = _nostr_relay_config(workdir, port, max_limit, check_signatures)
+    settings = _nostr_relay_config(workdir, port, max_limit, check_signatures, name)
     config.write_text(yaml.safe_dump(settings))
     log = workdir / "nostr-relay.log"
     command = [_console_script("nostr-relay"), "-c", str(config), "serve", "--use-uvicorn"]
@@ -99,11 +103,11 @@ def local_relay(
 
 
 def _nostr_relay_config(
-    workdir: Path, port: int, max_limit: int, check_signatures: bool
+    workdir: Path, port: int, max_limit: int, check_signatures: bool, name: str
 ) -> dict[str, object]:
     return {
         "DEBUG": False,
-        "relay_name": "bigbrotr local relay",
+        "relay_name": name,
         "storage": {
             "sqlalchemy.url": f"sqlite+aiosqlite:///{workdir / 'relay.sqlite3'}",
             "num_concurrent_reqs": 4,

@@ -209,7 +209,9 @@ def _supervisor_log(output: TextIO) -> Iterator[None]:
 @contextlib.contextmanager
 def _relays(workdir: Path) -> Iterator[tuple[RunningRelay, RunningRelay]]:
     with (
-        nostr_relay(workdir / "nostr-relay", check_signatures=False) as first,
+        nostr_relay(
+            workdir / "nostr-relay", check_signatures=False, name="bigbrotr demo relay"
+        ) as first,
         local_relay(workdir / "local-relay") as second,
     ):
         yield first, second
