@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint
+.PHONY: install run demo test lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,17 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# Main job: until the pipeline processes exist it brings the stack up, prepares it, and reports.
+# Main job: bring the local stack up, migrate, create the topics, then archive relays until Ctrl-C.
 run: install
 	$(BIN)/bigbrotr dev up
 	$(BIN)/bigbrotr migrate
 	$(BIN)/bigbrotr topics create
-	$(BIN)/bigbrotr dev status
+	$(BIN)/bigbrotr run
+
+# Two real local relays archived end to end, with a summary; stops by itself.
+demo: install
+	$(BIN)/bigbrotr dev up
+	$(BIN)/bigbrotr demo
 
 lint: install
 	$(BIN)/ruff check .

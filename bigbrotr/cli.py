@@ -324,6 +324,9 @@ def _config_file(ctx: typer.Context) -> Path | None:
     return config_path(ctx.find_root().params.get("config"))
 
 
+_MONITOR_HARD_EXIT_S = 10.0
+
+
 async def _monitor(
     settings: Settings, urls: list[str], once: bool, config: Path | None = None
 ) -> None:
@@ -343,9 +346,16 @@ async def _monitor(
         assigned = AssignedRelays(settings)
         monitor = Monitor(settings, producer, assigned)
         reload_on_sighup(config, lambda: monitor.settings, monitor.reload)
+        stopped = asyncio.Event()
+        _stop_on_signals(stopped.set, _MONITOR_HARD_EXIT_S)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(assigned.assignment.run())
-            tasks.create_task(monitor.run())
+            work = [
+                tasks.create_task(assigned.assignment.run()),
+                tasks.create_task(monitor.run()),
+            ]
+            await stopped.wait()
+            for task in work:
+                task.cancel()
     finally:
         await producer.stop()
 
@@ -506,6 +516,78 @@ def api_command(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     _logging(settings)
     asyncio.run(serve(settings))
+
+
+@app.command("run")
+def run_command(ctx: typer.Context) -> None:
+    """Run the main job: migrate, create topics, then every component (finder, monitor, sync,
+    worker, sink) as a child process under one supervisor until Ctrl-C or SIGTERM."""
+    from bigbrotr.supervisor import supervise
+
+    settings = _settings(ctx)
+    _logging(settings)
+    _prepare(settings)
+    config = ctx.find_root().params.get("config")
+    exits = asyncio.run(supervise(settings, str(config) if config is not None else None))
+    killed = [exit_.name for exit_ in exits if exit_.killed]
+    if killed:
+        console.print(f"[yellow]stopped; killed after the shutdown timeout:[/] {', '.join(killed)}")
+        raise typer.Exit(1)
+    console.print("stopped: every component exited by itself")
+
+
+@app.command("demo")
+def demo_command(
+    ctx: typer.Context,
+    events: Annotated[
+        int, typer.Option("--events", min=10, max=100_000, help="Distinct valid events to load.")
+    ] = 500,
+    database: Annotated[
+        str, typer.Option("--database", help="Database (on database.url's server) to refill.")
+    ] = "bigbrotr_demo",
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=10, help="Stop waiting for the archive after this.")
+    ] = 300,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="End with the summary as JSON instead of tables.")
+    ] = False,
+) -> None:
+    """Archive two real local relays end to end (nostr-relay and LocalRelay, filled with signed
+    events and a few invalid ones) with live progress, then summarise; stops by itself."""
+    from bigbrotr.demo.run import run_demo
+    from bigbrotr.demo.summary import as_json as summary_json
+    from bigbrotr.demo.summary import show
+
+    settings = _settings(ctx)
+    config = ctx.find_root().params.get("config")
+    outcome = asyncio.run(
+        run_demo(
+            settings,
+            config=str(config) if config is not None else None,
+            events=events,
+            database=database,
+            timeout_s=timeout,
+            console=Console(stderr=True) if as_json else console,
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps(summary_json(outcome), indent=2, default=str))
+    else:
+        show(outcome, console)
+    if not outcome.complete:
+        raise typer.Exit(1)
+
+
+def _prepare(settings: Settings) -> None:
+    """What every component needs before it starts: the tables and the topics (idempotent)."""
+    from bigbrotr.migrate import migrate
+    from bigbrotr.topics import create_topics
+
+    applied = asyncio.run(migrate(settings.database.dsn()))
+    created = [r.name for r in create_topics(settings.kafka) if r.outcome == "created"]
+    console.print(
+        f"database migrated ({len(applied)} applied now); topics ready ({len(created)} created now)"
+    )
 
 
 @app.command("replay")

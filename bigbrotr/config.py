@@ -608,6 +608,46 @@ class ApiSettings(_Section):
         )
 
 
+ComponentName = Literal["finder", "monitor", "sync", "worker", "sink"]
+
+
+class RunSettings(_Section):
+    """`bigbrotr run`: which components it supervises and how it restarts and stops them."""
+
+    components: list[ComponentName] = Field(
+        default_factory=lambda: list(get_args(ComponentName)),
+        min_length=1,
+        description="Components started as child processes, one process each",
+    )
+    restart_base_s: float = Field(
+        default=1.0, gt=0, description="Wait before restarting a child that exited; doubles"
+    )
+    restart_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait before a restart; a child up this long counts as healthy again",
+    )
+    shutdown_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="After SIGTERM, children still running past this are killed",
+    )
+
+    @field_validator("components")
+    @classmethod
+    def _unique_components(cls, value: list[ComponentName]) -> list[ComponentName]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a component twice")
+        return value
+
+    @model_validator(mode="after")
+    def _check_restart(self) -> RunSettings:
+        if self.restart_base_s > self.restart_max_s:
+            raise ValueError("restart_base_s must not exceed restart_max_s")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything a BigBrotr process may be configured with."""
 
@@ -632,6 +672,8 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+
+    run: RunSettings = Field(default_factory=RunSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -55,3 +55,15 @@ class SinkError(BigBrotrError):
 
 class ArchiveError(BigBrotrError):
     """The archive database could not be read (unreachable, or its tables are missing)."""
+
+
+class RelayStartError(BigBrotrError):
+    """A local relay (demo, tests) did not come up; the message carries the end of its log."""
+
+
+class RelayLoadError(BigBrotrError):
+    """A local relay refused or did not acknowledge an event it was loaded with."""
+
+
+class DemoError(BigBrotrError):
+    """`bigbrotr demo` could not set up its relays, database or topics."""

@@ -1,7 +1,8 @@
 """Run rust-nostr's LocalRelay (nostr-sdk) until stdin closes: `python -m` this module.
 
-It runs in its own process so its Rust runtime and port are freed when the test session ends,
-whatever state the test left it in. Prints `READY ws://127.0.0.1:PORT` once it accepts clients.
+It runs in its own process so its Rust runtime and port are freed when its owner (the demo, a
+test session) ends, whatever state it was left in. Prints `READY ws://127.0.0.1:PORT` once it
+accepts clients.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""`bigbrotr demo`: two real local relays, filled with signed events, archived end to end."""
