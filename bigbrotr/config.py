@@ -397,6 +397,12 @@ class StreamSettings(_Section):
         description="How long a worker that stopped answering keeps its partitions before the "
         "others take them over",
     )
+    producer_linger_ms: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="How long output records wait to share a request; the commit flushes them",
+    )
 
 
 SinkTopic = Literal["events", "sightings", "relays", "probes"]

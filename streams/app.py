@@ -51,6 +51,9 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
         web_enabled=False,
         autodiscover=False,
         producer_acks=-1,
+        # Sends only queue a record; the commit waits for them. A short linger batches a
+        # transaction's records into few requests instead of one request each.
+        producer_linger=settings.streams.producer_linger_ms / 1000,
         broker_session_timeout=settings.streams.session_timeout_s,
     )
     codec = codec or Codec(registry=kafka.schema_registry_url)

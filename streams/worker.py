@@ -33,6 +33,12 @@ class _Worker(faust.Worker):
         timer.daemon = True
         timer.start()
 
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        """No terminal spinner: to feed it, Faust lowers the root logger to DEBUG, and every
+        debug record of aiokafka (several per record processed) was then built and handled."""
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)
+
     def _on_sigterm(self) -> None:
         self._arm_watchdog()
         super()._on_sigterm()
