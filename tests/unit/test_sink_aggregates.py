@@ -30,7 +30,7 @@ HEALTH = {
 
 
 def test_the_sink_names_the_changelogs_the_worker_writes() -> None:
-    assert AGGREGATE_TABLES == (*COUNT_TABLES, HEALTH_TABLE)
+    assert (*COUNT_TABLES, HEALTH_TABLE) == AGGREGATE_TABLES
     settings = load_settings(kafka={"topic_prefix": "t1."}, streams={"app_id": "w"})
     assert settings.sink_topic("events-per-day") == "t1.w-events-per-day-changelog"
     assert settings.sink_topic("events") == "t1.events"
