@@ -120,10 +120,11 @@ def config_show(
 @topics_app.command("create")
 def topics_create(ctx: typer.Context) -> None:
     """Create every topic with its partitions and cleanup policy; report what existed."""
-    from bigbrotr.topics import create_topics
+    from bigbrotr.topics import create_changelog_topics, create_topics
 
+    settings = _settings(ctx)
     table = Table("topic", "outcome", "partitions", "cleanup", "note")
-    for report in create_topics(_settings(ctx).kafka):
+    for report in create_topics(settings.kafka) + create_changelog_topics(settings):
         colour = {"created": "green", "exists": "blue"}.get(report.outcome, "yellow")
         table.add_row(
             report.name,
@@ -581,10 +582,11 @@ def demo_command(
 def _prepare(settings: Settings) -> None:
     """What every component needs before it starts: the tables and the topics (idempotent)."""
     from bigbrotr.migrate import migrate
-    from bigbrotr.topics import create_topics
+    from bigbrotr.topics import create_changelog_topics, create_topics
 
     applied = asyncio.run(migrate(settings.database.dsn()))
-    created = [r.name for r in create_topics(settings.kafka) if r.outcome == "created"]
+    reports = create_topics(settings.kafka) + create_changelog_topics(settings)
+    created = [r.name for r in reports if r.outcome == "created"]
     console.print(
         f"database migrated ({len(applied)} applied now); topics ready ({len(created)} created now)"
     )

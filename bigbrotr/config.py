@@ -405,7 +405,13 @@ class StreamSettings(_Section):
     )
 
 
-SinkTopic = Literal["events", "sightings", "relays", "probes"]
+AggregateTable = Literal[
+    "events-per-kind", "events-per-pubkey", "events-per-day", "events-per-relay", "relay-health"
+]
+"""The worker's public aggregate tables (README, "Aggregate tables"); the sink reads their
+changelogs, which are named after the table, not a contract topic."""
+AGGREGATE_TABLES: tuple[AggregateTable, ...] = get_args(AggregateTable)
+SinkTopic = Literal["events", "sightings", "relays", "probes", AggregateTable]
 
 
 class SinkSettings(_Section):
@@ -680,6 +686,22 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     run: RunSettings = Field(default_factory=RunSettings)
+
+    @property
+    def streams_app_id(self) -> str:
+        """The Faust app id, prefixed like the topics so deployments and tests sharing a broker
+        never share consumer groups or changelogs."""
+        return f"{self.kafka.topic_prefix}{self.streams.app_id}"
+
+    def changelog_topic(self, table: AggregateTable) -> str:
+        """Faust names a table's changelog `<app id>-<table>-changelog`."""
+        return f"{self.streams_app_id}-{table}-changelog"
+
+    def sink_topic(self, name: SinkTopic) -> str:
+        """Full name of a topic the sink reads: a contract topic or an aggregate changelog."""
+        if name in AGGREGATE_TABLES:
+            return self.changelog_topic(name)
+        return self.kafka.topic(name)
 
     @classmethod
     def settings_customise_sources(

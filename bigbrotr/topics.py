@@ -10,7 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from bigbrotr.config import KafkaSettings
+from bigbrotr.config import AGGREGATE_TABLES, KafkaSettings, Settings, TopicSettings
 from bigbrotr.errors import TopicError
 
 Outcome = Literal["created", "exists", "exists-differs"]
@@ -58,9 +58,34 @@ def _list_topics(admin: AdminClient, settings: KafkaSettings, timeout_s: float) 
 
 def create_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> list[TopicReport]:
     """Create every contract topic that is missing; report existing ones and how they differ."""
+    wanted = {settings.topic(name): spec for name, spec in settings.topics.items()}
+    return _create(settings, wanted, timeout_s)
+
+
+def changelog_specs(settings: Settings) -> dict[str, TopicSettings]:
+    """The aggregate changelogs as Faust creates them: compacted, partitioned like their table
+    (the count tables like `events`, whose increments feed them; relay health like `probes`)."""
+    topics = settings.kafka.topics
+    return {
+        settings.changelog_topic(table): TopicSettings(
+            partitions=topics["probes" if table == "relay-health" else "events"].partitions,
+            cleanup_policy="compact",
+        )
+        for table in AGGREGATE_TABLES
+    }
+
+
+def create_changelog_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicReport]:
+    """Create the aggregate changelogs that are missing, in the shape the worker gives them, so
+    the sink can follow them before the worker first ran (the worker then finds them made)."""
+    return _create(settings.kafka, changelog_specs(settings), timeout_s)
+
+
+def _create(
+    settings: KafkaSettings, wanted: dict[str, TopicSettings], timeout_s: float
+) -> list[TopicReport]:
     admin = new_admin(settings.bootstrap_servers)
     existing = _list_topics(admin, settings, timeout_s).topics
-    wanted = {settings.topic(name): spec for name, spec in settings.topics.items()}
     reports: list[TopicReport] = []
     new_topics = []
     for name, spec in sorted(wanted.items()):

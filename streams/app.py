@@ -40,7 +40,7 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
     kafka = settings.kafka
     partitions = kafka.topics["events.raw"].partitions
     app = StreamApp(
-        f"{kafka.topic_prefix}{settings.streams.app_id}",
+        settings.streams_app_id,
         broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
         store="rocksdb://",
         datadir=str(settings.streams.data_dir),

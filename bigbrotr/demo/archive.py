@@ -117,7 +117,7 @@ async def sink_lag(settings: Settings, conn: asyncpg.Connection) -> dict[str, in
         settings.kafka.topic_prefix + settings.sink.group_id,
     )
     committed = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
-    topics = [settings.kafka.topic(name) for name in settings.sink.topics]
+    topics = [settings.sink_topic(name) for name in settings.sink.topics]
     return await asyncio.to_thread(records_behind, settings, topics, committed)
 
 

@@ -18,8 +18,8 @@ from bigbrotr.migrate import migrate
 from connectors.sink.database import Database
 from connectors.sink.offsets import Partition, reset
 from connectors.sink.run import Totals
-from connectors.sink.service import sink_group, sink_parts, sink_topics
-from connectors.sink.source import FixedSource, Source, offsets_at, partitions_of, watermarks
+from connectors.sink.service import sink_group, sink_partitions, sink_parts, sink_topics
+from connectors.sink.source import FixedSource, Source, offsets_at, watermarks
 
 log = logging.getLogger("bigbrotr.sink")
 
@@ -55,7 +55,7 @@ class Plan:
 def plan(
     settings: Settings, since_ms: int | None = None, ends: Mapping[Partition, int] | None = None
 ) -> Plan:
-    partitions = partitions_of(settings, sink_topics(settings))
+    partitions = sink_partitions(settings)
     marks = watermarks(settings, partitions)
     if since_ms is None:
         starts = {key: low for key, (low, _) in marks.items()}

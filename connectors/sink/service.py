@@ -9,15 +9,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bigbrotr.codec import Codec
-from bigbrotr.config import Settings
+from bigbrotr.config import Settings, SinkTopic
 from bigbrotr.errors import SinkError
 from bigbrotr.migrate import MigrationState, migration_status
 from bigbrotr.producer import new_producer
+from bigbrotr.topics import create_changelog_topics
 from connectors.backoff import Backoff
+from connectors.sink.counts import CountsWriter
 from connectors.sink.database import Database
 from connectors.sink.events import EventsWriter
+from connectors.sink.health import HealthWriter
 from connectors.sink.load import BatchLoader
-from connectors.sink.offsets import load_offsets
+from connectors.sink.offsets import Partition, load_offsets
 from connectors.sink.probes import ProbesWriter
 from connectors.sink.rejects import RejectPublisher
 from connectors.sink.relays import RelaysWriter
@@ -28,11 +31,21 @@ from connectors.sink.writer import TopicWriter
 
 log = logging.getLogger("bigbrotr.sink")
 
-WRITERS: dict[str, Callable[[Codec], TopicWriter[Any]]] = {
+
+def _counts(dimension: str) -> Callable[[Codec], TopicWriter[Any]]:
+    return lambda _: CountsWriter(dimension)
+
+
+WRITERS: dict[SinkTopic, Callable[[Codec], TopicWriter[Any]]] = {
     "events": EventsWriter,
     "sightings": SightingsWriter,
     "relays": RelaysWriter,
     "probes": ProbesWriter,
+    "events-per-kind": _counts("events-per-kind"),
+    "events-per-pubkey": _counts("events-per-pubkey"),
+    "events-per-day": _counts("events-per-day"),
+    "events-per-relay": _counts("events-per-relay"),
+    "relay-health": lambda _: HealthWriter(),
 }
 
 
@@ -41,7 +54,14 @@ def sink_group(settings: Settings) -> str:
 
 
 def sink_topics(settings: Settings) -> list[str]:
-    return [settings.kafka.topic(name) for name in settings.sink.topics]
+    return [settings.sink_topic(name) for name in settings.sink.topics]
+
+
+def sink_partitions(settings: Settings) -> list[Partition]:
+    """Every partition the sink reads. Missing aggregate changelogs are created first, as the
+    worker would create them: the sink may start (or replay) before the worker ever ran."""
+    create_changelog_topics(settings)
+    return partitions_of(settings, sink_topics(settings))
 
 
 def new_database(settings: Settings, dsn: str, writers: list[TopicWriter[Any]]) -> Database:
@@ -73,7 +93,7 @@ async def sink_parts(
     """A ready `SinkLoop` on `dsn`; its Kafka clients and connection are closed afterwards."""
     await check_migrated(dsn)
     codec = Codec(registry=settings.kafka.schema_registry_url)
-    writers = {settings.kafka.topic(n): WRITERS[n](codec) for n in settings.sink.topics}
+    writers = {settings.sink_topic(n): WRITERS[n](codec) for n in settings.sink.topics}
     database = new_database(settings, dsn, list(writers.values()))
     producer = new_producer(settings) if publish_rejects else None
     if producer is not None:
@@ -102,7 +122,7 @@ async def sink_parts(
 async def run_sink(settings: Settings, on_start: Callable[[SinkLoop], None] | None = None) -> None:
     """`bigbrotr sink`: follow the topics as one member of the sink group until stopped."""
     topics = sink_topics(settings)
-    partitions_of(settings, topics)
+    sink_partitions(settings)
     group = sink_group(settings)
     loop = asyncio.get_running_loop()
 

@@ -62,6 +62,11 @@ TABLES: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
         frozenset({"document"}),
     ),
     "relay_metadata": (("relay_url", "kind", "observed_at", "document_sha256"), frozenset()),
+    "aggregate_counts": (("dimension", "key", "count"), frozenset()),
+    "relay_health": (
+        ("relay_url", "last_probe_at", "up", "availability_24h", "availability_7d", "document"),
+        frozenset({"document"}),
+    ),
 }
 FETCH_ROWS = 5000
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bigbrotr.config import Settings
+from bigbrotr.config import AGGREGATE_TABLES, Settings
 from tests.support.cli import run_bigbrotr
 from tests.support.events import history
 
@@ -27,7 +27,7 @@ def env(settings: Settings) -> dict[str, str]:
 def test_topics_create_is_idempotent(
     env: dict[str, str], tmp_path: Path, settings: Settings
 ) -> None:
-    topics = len(settings.kafka.topics)
+    topics = len(settings.kafka.topics) + len(AGGREGATE_TABLES)  # and the changelogs
     first = run_bigbrotr(["topics", "create"], env, tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("created") == topics

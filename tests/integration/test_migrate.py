@@ -80,8 +80,10 @@ async def test_applies_all_in_order_and_records_checksums(database_url: str, con
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
     )
     assert [r["tablename"] for r in tables] == [
+        "aggregate_counts",
         "events",
         "metadata_documents",
+        "relay_health",
         "relay_metadata",
         "relay_probes",
         "relays",

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from bigbrotr.config import Settings
-from connectors.sink.service import sink_topics
+from connectors.sink.service import sink_partitions
 from connectors.sink.source import partitions_of, watermarks
 from tests.support.cli import BIGBROTR
 from tests.support.sink_load import SinkLoad
@@ -71,7 +71,7 @@ def sink_processes(settings: Settings, logs: Path, **sink: object) -> Iterator[S
 
 
 def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
-    partitions = partitions_of(settings, sink_topics(settings))
+    partitions = sink_partitions(settings)
     return {key: high for key, (_, high) in watermarks(settings, partitions).items()}
 
 

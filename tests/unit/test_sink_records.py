@@ -98,7 +98,17 @@ def test_a_probe_stores_documents_by_the_sha256_of_their_canonical_json() -> Non
 
 
 def test_sink_settings_are_validated() -> None:
-    assert load_settings().sink.topics == ["events", "sightings", "relays", "probes"]
+    assert load_settings().sink.topics == [
+        "events",
+        "sightings",
+        "relays",
+        "probes",
+        "events-per-kind",
+        "events-per-pubkey",
+        "events-per-day",
+        "events-per-relay",
+        "relay-health",
+    ]
     for bad in (
         {"batch_size": 0},
         {"topics": ["events", "events"]},
