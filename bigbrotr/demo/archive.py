@@ -4,19 +4,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions
 from confluent_kafka import TopicPartition as KafkaPartition
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
+from bigbrotr.tail import TopicTail
 from bigbrotr.topics import new_admin
 
 
@@ -37,7 +36,7 @@ async def stored(conn: asyncpg.Connection) -> Stored:
     return Stored(row["relays"], row["events"], row["sightings"], row["probes"])
 
 
-class RejectTally:
+class RejectTally(TopicTail):
     """`async with RejectTally(settings) as tally:` counts dead letters by reason as they arrive
     (read_committed: a record of an aborted transaction is no dead letter).
 
@@ -47,48 +46,15 @@ class RejectTally:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._topic = settings.kafka.topic("rejects")
-        self._consumer = AIOKafkaConsumer(
-            self._topic,
-            bootstrap_servers=settings.kafka.bootstrap_servers,
-            group_id=None,
-            isolation_level="read_committed",
-        )
+        super().__init__(settings, "rejects", read_committed=True)
         self._codec = Codec(registry=settings.kafka.schema_registry_url)
         self.letters = 0
         self._seen: set[tuple[str, str | None, bytes]] = set()
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Self:
-        await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self._topic) or set()
-        assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-        self._consumer.unsubscribe()
-        self._consumer.assign(assigned)
-        await self._consumer.seek_to_beginning(*assigned)
-        self._task = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
-
-    async def _read(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=200)
-            for messages in batches.values():
-                for message in messages:
-                    reject = self._codec.decode("Reject", message.value)
-                    self._seen.add((reject["reason"], reject["relay_url"], reject["original"]))
-                    self.letters += 1
+    def take(self, message: ConsumerRecord[bytes, bytes], arrived: float) -> None:
+        reject = self._codec.decode("Reject", message.value)
+        self._seen.add((reject["reason"], reject["relay_url"], reject["original"]))
+        self.letters += 1
 
     @property
     def reasons(self) -> Counter[str]:
