@@ -12,7 +12,6 @@ from typing import Any
 
 import coincurve
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings, load_settings
@@ -31,6 +30,7 @@ from tests.support.announce import announce_relays
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.relays import RunningRelay, local_relay
 from tests.support.tls_front import tls_front
+from tests.support.topic_read import read_to_end
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -80,30 +80,12 @@ async def run_once(
 
 async def probe_records(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every record of `probes`, decoded, by key; each key must match its record's relay."""
-    topic = settings.kafka.topic("probes")
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.unsubscribe()
-        consumer.assign(partitions)
-        end = await consumer.end_offsets(partitions)
-        for partition in partitions:
-            consumer.seek(partition, 0)
-        records: dict[str, dict[str, Any]] = {}
-        async with asyncio.timeout(PROMPTLY):
-            while [p for p in partitions if await consumer.position(p) < end[p]]:
-                for messages in (await consumer.getmany(timeout_ms=500)).values():
-                    for message in messages:
-                        value = CODEC.decode("RelayProbe", message.value)
-                        assert message.key == value["relay_url"].encode()
-                        records[value["relay_url"]] = value
-    finally:
-        await consumer.stop()
+    messages, _ = await read_to_end(settings, "probes", timeout_s=PROMPTLY)
+    records: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        value = CODEC.decode("RelayProbe", message.value)
+        assert message.key == value["relay_url"].encode()
+        records[value["relay_url"]] = value
     return records
 
 

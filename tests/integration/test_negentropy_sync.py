@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
@@ -29,6 +28,7 @@ from connectors.synchronizer import SyncReport, sync_relay
 from tests.support.events import BASE_TIME, make_events
 from tests.support.loader import load_events
 from tests.support.relays import LOW_CAP, RunningRelay, local_relay, nostr_relay
+from tests.support.topic_read import Offsets, read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +36,6 @@ SINCE, UNTIL = BASE_TIME, BASE_TIME + 86_400
 CROWDED = BASE_TIME + 30_000
 PROMPTLY = 60.0
 CODEC = Codec()
-
-Offsets = dict[TopicPartition, int]
 
 
 @pytest.fixture(scope="module")
@@ -115,28 +113,8 @@ async def read_topic(
     settings: Settings, name: str, schema: str, start: Offsets | None = None
 ) -> tuple[list[dict[str, Any]], Offsets]:
     """Every value of a topic after `start` (all when None), decoded, and the end offsets."""
-    topic = settings.kafka.topic(name)
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.unsubscribe()
-        consumer.assign(partitions)
-        end: Offsets = await consumer.end_offsets(partitions)
-        for partition in partitions:
-            consumer.seek(partition, (start or {}).get(partition, 0))
-        values: list[dict[str, Any]] = []
-        async with asyncio.timeout(PROMPTLY):
-            while [p for p in partitions if await consumer.position(p) < end[p]]:
-                for messages in (await consumer.getmany(timeout_ms=500)).values():
-                    values.extend(CODEC.decode(schema, m.value) for m in messages)
-    finally:
-        await consumer.stop()
-    return values, end
+    messages, end = await read_to_end(settings, name, start=start, timeout_s=PROMPTLY)
+    return [CODEC.decode(schema, m.value) for m in messages], end
 
 
 async def store_as_the_sink_would(

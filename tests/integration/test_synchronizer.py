@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from websockets.asyncio.server import ServerConnection, serve
 
 from bigbrotr.codec import Codec
@@ -25,6 +24,7 @@ from tests.support.events import BASE_TIME, history, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.loader import load_events
 from tests.support.relays import LOW_CAP, RunningRelay, local_relay, nostr_relay
+from tests.support.topic_read import Offsets, read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +33,6 @@ BURST_SECOND = BASE_TIME + 40_000
 PROMPTLY = 40.0
 PAGE = SyncPolicy().page_size
 CODEC = Codec()
-
-Offsets = dict[TopicPartition, int]
 
 
 @pytest.fixture(scope="module")
@@ -111,29 +109,8 @@ async def raw_records(
     settings: Settings, start: Offsets | None = None
 ) -> tuple[list[tuple[bytes | None, dict[str, Any]]], Offsets]:
     """Every `events.raw` record after `start` (all when None), decoded, and the end offsets."""
-    topic = settings.kafka.topic("events.raw")
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        assert partitions, f"{topic} has no partitions"
-        consumer.unsubscribe()
-        consumer.assign(partitions)
-        end: Offsets = await consumer.end_offsets(partitions)
-        for partition in partitions:
-            consumer.seek(partition, (start or {}).get(partition, 0))
-        records: list[tuple[bytes | None, dict[str, Any]]] = []
-        async with asyncio.timeout(PROMPTLY):
-            while [p for p in partitions if await consumer.position(p) < end[p]]:
-                for messages in (await consumer.getmany(timeout_ms=500)).values():
-                    records.extend((m.key, CODEC.decode("RawEvent", m.value)) for m in messages)
-    finally:
-        await consumer.stop()
-    return records, end
+    messages, end = await read_to_end(settings, "events.raw", start=start, timeout_s=PROMPTLY)
+    return [(m.key, CODEC.decode("RawEvent", m.value)) for m in messages], end
 
 
 def ids_of(records: Sequence[tuple[bytes | None, dict[str, Any]]]) -> set[str]:
