@@ -145,7 +145,12 @@ class StableOffsetConsumer(aiokafka_driver.Consumer):
         return _StableOffsetThread(self, loop=self.loop, beacon=self.beacon)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        """Nothing counts as processed until the seek: commits made while Faust recovers would
+        otherwise commit progress whose output the rebalance just aborted."""
         self._seek_pending, self._held = True, set()
+        _boundary(self.app).progress.restart({})
+        for tp in assigned:
+            self._committed_offset.pop(tp, None)
         await super().on_partitions_assigned(assigned, generation_id)
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
@@ -263,7 +268,6 @@ class SourceTransactions(TransactionManager):
         await self._stop_transactions(self._open_tids)
         for table in _boundary(self.app).tables:
             table.forget_uncommitted()
-        _forget_progress(self.consumer, assigned)
         self._open_tids = tuple(sorted(self._tps_to_transactional_ids(assigned)))
         await self._start_transactions(self._open_tids)
 
@@ -310,22 +314,6 @@ class SourceTransactions(TransactionManager):
                     if self.app.assignor.group_for_topic(tp.topic) == group
                 )
         return committed
-
-
-def _forget_progress(consumer: Any, partitions: Iterable[TP]) -> None:
-    """Drop what the consumer remembers reading and acking of partitions it keeps.
-
-    Their open transactions were just aborted, so the stream goes back to the committed offsets.
-    Faust only resets this bookkeeping for revoked partitions: for kept ones a stale read offset
-    makes it drop the re-read records as already seen, and stale acks leave a hole that stops
-    every later commit of the partition, so its output stays in a transaction never committed.
-    """
-    for tp in partitions:
-        consumer._read_offset.pop(tp, None)
-        consumer._committed_offset.pop(tp, None)
-        consumer._acked.pop(tp, None)
-        consumer._acked_index.pop(tp, None)
-        consumer._gap.pop(tp, None)
 
 
 def _record_partition() -> int:
