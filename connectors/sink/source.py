@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, cast
 
@@ -31,6 +32,12 @@ from bigbrotr.config import Settings
 from bigbrotr.errors import SinkError
 from bigbrotr.topics import kafka_unreachable
 from connectors.sink.offsets import Partition
+
+_NO_LEADER_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
 
 log = logging.getLogger("bigbrotr.sink")
 
@@ -170,13 +177,26 @@ def partitions_of(
 def watermarks(
     settings: Settings, partitions: Sequence[Partition], timeout_s: float = 10.0
 ) -> dict[Partition, tuple[int, int]]:
-    """(first, end) offsets per partition as a read_committed reader sees them now."""
+    """(first, end) offsets per partition as a read_committed reader sees them now.
+
+    A partition of a topic created a moment ago may have no leader yet: such answers are asked
+    again until `timeout_s` has passed.
+    """
     consumer = Consumer(consumer_config(settings))
+    deadline = time.monotonic() + timeout_s
     try:
-        return {
-            (t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=timeout_s)
-            for t, p in partitions
-        }
+        found: dict[Partition, tuple[int, int]] = {}
+        for t, p in partitions:
+            while (t, p) not in found:
+                try:
+                    found[t, p] = consumer.get_watermark_offsets(
+                        TopicPartition(t, p), timeout=timeout_s
+                    )
+                except KafkaException as exc:
+                    if exc.args[0].code() not in _NO_LEADER_YET or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        return found
     except KafkaException as exc:
         raise kafka_unreachable(settings.kafka.bootstrap_servers, exc.args[0]) from exc
     finally:
