@@ -20,12 +20,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from bigbrotr.config import KafkaSettings, Settings, load_settings
 from bigbrotr.errors import StackError
 from bigbrotr.topics import new_admin
 
 TESTS_DIR = Path(__file__).parent
+
+# The long hostile-input run: `pytest -m hostile --hypothesis-profile=long` (README, Tests).
+hypothesis_settings.register_profile("long", max_examples=20_000)
 
 
 @dataclass(frozen=True)
