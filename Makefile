@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run demo test lint
+.PHONY: install run demo test lint hostile fuzz
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,12 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# The hostile-input suite: property tests, a short fuzzing run, the hostile relay end to end.
+hostile: install
+	$(BIN)/pytest -m hostile
+
+# The long fuzzing run: each target for FUZZ_SECONDS, keeping its corpus in .state/fuzz.
+FUZZ_SECONDS ?= 600
+fuzz: install
+	$(BIN)/python -m tests.fuzz all --seconds $(FUZZ_SECONDS)

@@ -10,39 +10,30 @@ the same input never changes.
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from websockets.exceptions import ConnectionClosedError
-from websockets.protocol import State
 
-from bigbrotr.nostr import Filter, InvalidEvent, RejectReason, parse_event
+from bigbrotr.nostr import InvalidEvent, RejectReason, parse_event
 from connectors.client import (
     ClientLimits,
-    ClosedFrame,
-    EndReason,
-    EoseFrame,
     EventFrame,
     Garbage,
-    RelayClient,
     RelayMessage,
     parse_frame,
 )
 from streams.validate import Limits, validate
 from tests.support.forgeries import FORGERY_NOW, MAX_CONTENT_BYTES, Forgery, forgeries
+from tests.support.scripted_socket import SUB, expected_end, read_script
 
 pytestmark = pytest.mark.hostile
 
 REAL_EVENTS = (Path(__file__).parents[1] / "data" / "real_events.jsonl").read_text().splitlines()
 LIMITS = Limits(max_content_bytes=MAX_CONTENT_BYTES)
 FORGERIES = forgeries()
-SUB = "s"
 
 json_values = st.recursive(
     st.none()
@@ -194,68 +185,6 @@ def test_any_frame_is_a_message_or_garbage_the_same_way_twice(frame: str | bytes
     assert frame_verdict(frame) == frame_verdict(frame)
 
 
-class ScriptedSocket:
-    """A websocket that delivers `frames` and then is closed by the peer (pure unit test fake)."""
-
-    def __init__(self, frames: Sequence[str | bytes]) -> None:
-        self.frames = deque(frames)
-        self.sent: list[str] = []
-        self.state = State.OPEN
-        self.transport = self
-
-    async def recv(self) -> str | bytes:
-        if self.frames and self.state is State.OPEN:
-            return self.frames.popleft()
-        self.state = State.CLOSED
-        raise ConnectionClosedError(None, None)
-
-    async def send(self, text: str) -> None:
-        self.sent.append(text)
-
-    def abort(self) -> None:
-        self.state = State.CLOSED
-
-
-@dataclass
-class Expected:
-    reason: EndReason
-    texts: list[str]
-
-
-def model(frames: Sequence[str | bytes], limits: ClientLimits) -> Expected:
-    """What a history subscription without a key must make of `frames`, message by message."""
-    texts: list[str] = []
-    garbage = 0
-    for frame in frames:
-        message = parse_frame(frame)
-        mine = getattr(message, "subscription_id", None) == SUB
-        if isinstance(message, EventFrame) and mine:
-            if len(texts) >= limits.max_events:
-                return Expected(EndReason.MAX_EVENTS, texts)
-            texts.append(message.text)
-        elif isinstance(message, EoseFrame) and mine:
-            return Expected(EndReason.EOSE, texts)
-        elif isinstance(message, ClosedFrame) and mine:
-            auth = message.message.startswith("auth-required:")
-            return Expected(EndReason.AUTH_REQUIRED if auth else EndReason.CLOSED, texts)
-        elif isinstance(message, Garbage):
-            garbage += 1
-            if garbage > limits.max_garbage_frames:
-                return Expected(EndReason.PROTOCOL_ERROR, texts)
-    return Expected(EndReason.DISCONNECTED, texts)
-
-
-async def read_all(frames: Sequence[str | bytes], limits: ClientLimits) -> Expected:
-    client = RelayClient("ws://127.0.0.1:1", limits=limits)
-    socket: Any = ScriptedSocket(frames)
-    client._ws = socket
-    texts = []
-    async with client.subscribe([Filter(limit=10)], subscription_id=SUB) as subscription:
-        texts = [received.text async for received in subscription]
-    assert socket.sent[0] == json.dumps(["REQ", SUB, {"limit": 10}], separators=(",", ":"))
-    return Expected(subscription.result.end_reason, texts)
-
-
 @settings(deadline=None)
 @given(
     st.lists(frames(), max_size=12),
@@ -266,4 +195,4 @@ async def test_a_subscription_ends_with_a_reason_whatever_the_relay_sends(
     script: list[str | bytes], max_garbage: int, max_events: int
 ) -> None:
     limits = ClientLimits(max_garbage_frames=max_garbage, max_events=max_events)
-    assert await read_all(script, limits) == model(script, limits)
+    assert await read_script(script, limits) == expected_end(script, limits)
