@@ -317,3 +317,67 @@ async def test_real_dns_name_pointing_at_loopback_is_refused() -> None:
         pytest.skip("/etc/hosts names no loopback host other than localhost")
     with pytest.raises(NonPublicRelayUrl, match="resolves to the non-public"):
         await resolve_and_check(f"wss://{name}")
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.255.255.254",
+        "0.0.0.0",
+        "10.0.0.1",
+        "172.31.255.255",
+        "192.168.0.1",
+        "100.64.0.1",
+        "169.254.169.254",
+        "::1",
+        "::",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "::ffff:192.168.1.1",
+        "fc00::1",
+        "fd12:3456:789a::1",
+        "fe80::1",
+        "fe80::1%eth0",
+        "fe80::1%2",
+        "64:ff9b::a00:1",
+        "2002:7f00:1::1",
+        "ff02::1",
+    ],
+)
+async def test_a_name_resolving_to_a_non_public_address_is_refused(address: str) -> None:
+    """DNS answers under an attacker's control: the guard judges every address it is given."""
+    resolver = FakeResolver(["93.184.216.34", address])
+    with pytest.raises(NonPublicRelayUrl, match="resolves to the non-public"):
+        await resolve_and_check("wss://attacker.example.com", resolver=resolver)
+    assert resolver.asked == [("attacker.example.com", 443)]
+
+
+private_v4 = st.sampled_from(
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16"]
+).flatmap(lambda network: st.ip_addresses(v=4, network=network))
+
+
+@pytest.mark.hostile
+@given(private_v4)
+def test_private_ipv4_is_refused_however_ipv6_embeds_it(address: ipaddress.IPv4Address) -> None:
+    packed = int(address)
+    embeddings = [
+        address,
+        ipaddress.IPv6Address(0xFFFF_0000_0000 | packed),  # v4-mapped
+        ipaddress.IPv6Address(int(ipaddress.IPv6Address("64:ff9b::")) | packed),  # NAT64
+        ipaddress.IPv6Address((0x2002 << 112) | (packed << 80)),  # 6to4
+    ]
+    for ip in embeddings:
+        assert not is_public_ip(str(ip))
+        with pytest.raises(NonPublicRelayUrl):
+            check_public(f"wss://[{ip}]" if ip.version == 6 else f"wss://{ip}")
+
+
+@pytest.mark.hostile
+@given(st.ip_addresses(v=6, network="fe80::/10"), st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True))
+def test_link_local_ipv6_is_refused_with_any_scope(
+    address: ipaddress.IPv6Address, scope: str
+) -> None:
+    assert not is_public_ip(f"{address}%{scope}")
