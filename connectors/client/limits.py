@@ -11,6 +11,10 @@ from dataclasses import dataclass, fields
 
 # Refills add up in floating point; without slack, 10 refills of 0.1 fall short of one token.
 _SLACK = 1e-9
+# An event the synchronizer reads is published as one `events.raw` record, and Kafka takes records
+# up to 1,000,000 bytes by default (librdkafka's `message.max.bytes`): a larger frame limit let a
+# relay crash `bigbrotr sync` with one event of about 1 MB. The margin is the record's envelope.
+_MAX_FRAME_BYTES = 960_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +32,7 @@ class ClientLimits:
     idle_timeout: float = 30.0
     total_timeout: float = 300.0
     close_timeout: float = 5.0
-    max_frame_bytes: int = 1 << 20
+    max_frame_bytes: int = _MAX_FRAME_BYTES
     max_messages_per_second: float = 5_000.0
     message_burst: int = 10_000
     max_events: int = 100_000

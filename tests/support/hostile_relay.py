@@ -54,6 +54,10 @@ class Behaviour(StrEnum):
     NEG_GARBAGE = "neg-garbage"  # a NEG-MSG whose message is not hex
     NEG_STALL = "neg-stall"  # answers NEG-OPEN as NEG_ENDLESS does, then never again
     NEG_NOTICE = "neg-notice"  # a NOTICE with `notice` for NEG-OPEN (a relay that does not know it)
+    # Hostile input for the whole pipeline (tests/integration/test_hostile_input.py):
+    FORGED = "forged"  # the `forged` texts as EVENTs, DEEP_FRAMES, then EOSE
+    INVALID_UTF8 = "invalid-utf8"  # the events, then a text frame that is not UTF-8, then EOSE
+    HUGE = "huge"  # `huge_count` EVENT frames of about `huge_bytes` each, then EOSE
 
 
 GARBAGE_FRAMES: tuple[str | bytes, ...] = (
@@ -66,6 +70,14 @@ GARBAGE_FRAMES: tuple[str | bytes, ...] = (
     '["EOSE"]',
     '["EVENT","{sub}",{"id":"a"}] trailing',
 )
+
+
+# Nested past what orjson (1024) and Python's json module (the recursion limit) read: garbage.
+DEEP_FRAMES: tuple[str, ...] = (
+    '["EVENT","{sub}",' + '{"a":' * 5_000 + "0" + "}" * 5_000 + "]",
+    '["EVENT","{sub}",{"tags":' + "[" * 100_000 + "]" * 100_000 + "}]",
+)
+NOT_UTF8 = b'["EVENT","sub",{"content":"\xff\xfe"}]'
 
 
 def spelled_oddly(event: Event) -> str:
@@ -88,6 +100,9 @@ class HostileRelay:
         closed_reason: str = "error: shutting down for maintenance",
         notice: str = "this relay is a test",
         auth_pubkeys: frozenset[str] | None = None,
+        forged: Sequence[str] = (),
+        huge_bytes: int = 900 * 1024,
+        huge_count: int = 50,
     ) -> None:
         self.events = list(events)
         self.default = default
@@ -96,6 +111,9 @@ class HostileRelay:
         self.closed_reason = closed_reason
         self.notice = notice
         self.auth_pubkeys = auth_pubkeys
+        self.forged = list(forged)
+        self.huge_bytes = huge_bytes
+        self.huge_count = huge_count
         self.received: list[Any] = []
         self.sent_events: list[str] = []
         self.connections = 0
@@ -219,6 +237,22 @@ class HostileRelay:
             case Behaviour.FLOOD:
                 while True:
                     await self._send_events(ws, sub, self.events)
+            case Behaviour.FORGED:
+                await self._send_texts(ws, sub, self.forged)
+                for frame in DEEP_FRAMES:
+                    await ws.send(frame.replace("{sub}", sub))
+                await ws.send(json.dumps(["EOSE", sub]))
+            case Behaviour.INVALID_UTF8:
+                await self._send_events(ws, sub, self.events)
+                await ws.send(NOT_UTF8, text=True)
+                await ws.send(json.dumps(["EOSE", sub]))
+            case Behaviour.HUGE:
+                for index in range(self.huge_count):
+                    event = self.events[index % len(self.events)]
+                    padding = "x" * self.huge_bytes
+                    huge = f'{{"padding":"{padding}",{spelled_oddly(event)[1:]}'
+                    await ws.send(f'["EVENT",{json.dumps(sub)},{huge}]')
+                await ws.send(json.dumps(["EOSE", sub]))
             case Behaviour.CLOSED:
                 await ws.send(json.dumps(["CLOSED", sub, self.closed_reason]))
             case Behaviour.NOTICE:
