@@ -8,6 +8,7 @@ test_relay_client.py; the synchronizer's gaps in test_synchronizer.py.)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,6 +24,8 @@ from bigbrotr.config import Settings
 from bigbrotr.producer import Producer, new_producer
 from bigbrotr.topics import create_topics
 from connectors.client import ClientLimits, EndReason
+from connectors.monitor.checks import CheckTimeouts
+from connectors.monitor.probe import ProbeConfig, probe_relay
 from connectors.synchronizer import sync_relay
 from tests.support.cli import BIGBROTR
 from tests.support.events import BASE_TIME, make_events
@@ -160,3 +163,43 @@ async def test_floods_and_huge_frames_leave_the_synchronizer_in_bounded_memory(
     print(f"peak RSS: honest {baseline >> 20} MiB, huge {huge >> 20} MiB, flood {flood >> 20} MiB")
     assert huge - baseline < MEMORY_BOUND < sent
     assert flood - baseline < MEMORY_BOUND
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "read_error"),
+    [
+        (Behaviour.HUGE, "connection closed"),
+        (Behaviour.INVALID_UTF8, None),
+        (Behaviour.FORGED, None),
+        (Behaviour.GARBAGE_FLOOD, "no answer to REQ in 1s"),
+        (Behaviour.FLOOD, None),
+        (Behaviour.SLOW_DRIP, None),
+    ],
+)
+async def test_the_monitor_probe_of_a_hostile_relay_ends_within_its_timeouts(
+    behaviour: Behaviour, read_error: str | None
+) -> None:
+    """A probe's read check waits for the first answer to its REQ: forged or flooding answers
+    still answer; a frame over the limit or nothing but garbage fail it, within the timeouts.
+    """
+    events = make_events(5, label="hostile probe")
+    catalogue = [forgery.text for forgery in forgeries("hostile probe")]
+    config = ProbeConfig(
+        timeouts=CheckTimeouts(open=1.0, read=1.0, write=1.0), nip11_timeout=1.0, probe_timeout=10.0
+    )
+    async with HostileRelay(
+        events, forged=catalogue, huge_bytes=2 * FRAME_LIMIT, huge_count=3, drip_interval=0.2
+    ) as relay:
+        started = time.monotonic()
+        probe = await probe_relay(
+            relay.url_for(behaviour),
+            dataclasses.replace(config, allow=[relay.host_port]),
+        )
+        took = time.monotonic() - started
+
+    assert took < config.probe_timeout
+    assert probe["errors"] == {}
+    assert probe["checks"]["open"]["ok"] is True
+    read = probe["checks"]["read"]
+    assert read["ok"] is (read_error is None)
+    assert read_error is None or read_error in read["error"]
