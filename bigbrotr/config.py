@@ -403,6 +403,20 @@ class StreamSettings(_Section):
         le=1000,
         description="How long output records wait to share a request; the commit flushes them",
     )
+    batch_records: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Most records an agent takes at once: already fetched ones are processed "
+        "together, under one lock and with one send per destination partition",
+    )
+    validation_threads: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Threads checking a batch's signatures, which run outside the GIL; 0 checks "
+        "them in the event loop",
+    )
 
 
 AggregateTable = Literal[

@@ -24,6 +24,7 @@ from faust.types import EventT
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError
+from streams.batches import Batch
 from streams.counts import COUNT_TABLES, PER_RELAY, Increment, event_counts, relay_key
 from streams.health import HealthWindows, apply_probe
 from streams.records import undecodable_record
@@ -33,7 +34,7 @@ HEALTH_TABLE = "relay-health"
 INCREMENTS_TOPIC = "aggregate-increments"
 STAGE = "aggregates"
 
-Step = Callable[[EventT[bytes]], Awaitable[None]]
+Step = Callable[[Batch, EventT[bytes]], None]
 
 
 def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
@@ -68,56 +69,66 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
     health = app.record_table(HEALTH_TABLE, partitions=probes_partitions, key_type=bytes)
     windows = HealthWindows.from_settings(settings.streams)
 
-    async def dead_letter(message_event: EventT[bytes], detail: str) -> None:
-        message = message_event.message
-        value: bytes = message_event.value or b""
+    rejects_name, increments_name = (
+        rejects_topic.get_topic_name(),
+        increments_topic.get_topic_name(),
+    )
+
+    def dead_letter(batch: Batch, source: EventT[bytes], detail: str) -> None:
+        message = source.message
+        value: bytes = source.value or b""
         seen_at = datetime.fromtimestamp(message.timestamp, UTC)
         dead = {**undecodable_record(detail, value, seen_at, message.topic), "stage": STAGE}
-        await rejects_topic.send(key=b"", value=codec.encode("Reject", dead))
+        batch.send(message.partition, rejects_name, b"", codec.encode("Reject", dead))
 
-    async def decoded(record: str, message_event: EventT[bytes]) -> dict[str, Any] | None:
+    def decoded(batch: Batch, record: str, source: EventT[bytes]) -> dict[str, Any] | None:
         """The record, or None after dead-lettering a value that is not one."""
         try:
-            return codec.decode(record, message_event.value or b"")
+            return codec.decode(record, source.value or b"")
         except CodecError as exc:
-            await dead_letter(message_event, str(exc))
+            dead_letter(batch, source, str(exc))
             return None
 
-    async def send(increments: list[Increment]) -> None:
+    def send(batch: Batch, source: EventT[bytes], increments: list[Increment]) -> None:
         for increment in increments:
-            await increments_topic.send(key=increment.message_key(), value=increment.to_bytes())
+            batch.send(
+                source.message.partition,
+                increments_name,
+                increment.message_key(),
+                increment.to_bytes(),
+            )
 
-    def record_id(message_event: EventT[bytes]) -> str:
-        return f"{message_event.message.partition}:{message_event.message.offset}"
+    def record_id(source: EventT[bytes]) -> str:
+        return f"{source.message.partition}:{source.message.offset}"
 
-    async def count_event(message_event: EventT[bytes]) -> None:
-        event = await decoded("Event", message_event)
-        if event is not None and counted.get(event["id"]) is None:
-            await send(event_counts(event))
-            counted[event["id"]] = record_id(message_event)
+    def count_event(batch: Batch, source: EventT[bytes]) -> None:
+        event = decoded(batch, "Event", source)
+        if event is not None and counted.lookup(source, event["id"]) is None:
+            send(batch, source, event_counts(event))
+            counted.put(source, event["id"], record_id(source))
 
-    async def count_sighting(message_event: EventT[bytes]) -> None:
-        sighting = await decoded("Sighting", message_event)
+    def count_sighting(batch: Batch, source: EventT[bytes]) -> None:
+        sighting = decoded(batch, "Sighting", source)
         if sighting is None or sighting["relay_url"] is None:
             return
         key = relay_key(sighting["event_id"], sighting["relay_url"])
-        if relay_counted.get(key) is None:
-            await send([Increment(PER_RELAY, sighting["relay_url"])])
-            relay_counted[key] = record_id(message_event)
+        if relay_counted.lookup(source, key) is None:
+            send(batch, source, [Increment(PER_RELAY, sighting["relay_url"])])
+            relay_counted.put(source, key, record_id(source))
 
-    async def count(message_event: EventT[bytes]) -> None:
-        increment = Increment.from_bytes(message_event.value or b"")
+    def count(batch: Batch, source: EventT[bytes]) -> None:
+        increment = Increment.from_bytes(source.value or b"")
         if increment is None:
-            await dead_letter(message_event, "not an aggregate increment")
+            dead_letter(batch, source, "not an aggregate increment")
             return
         table, key = counts[increment.table], increment.key.encode()
-        table[key] = (table.get(key) or 0) + 1
+        table.put(source, key, (table.lookup(source, key) or 0) + 1)
 
-    async def add_probe(message_event: EventT[bytes]) -> None:
-        probe = await decoded("RelayProbe", message_event)
+    def add_probe(batch: Batch, source: EventT[bytes]) -> None:
+        probe = decoded(batch, "RelayProbe", source)
         if probe is not None:
             relay = probe["relay_url"].encode()
-            health[relay] = apply_probe(health.get(relay), probe, windows)
+            health.put(source, relay, apply_probe(health.lookup(source, relay), probe, windows))
 
     agents: tuple[tuple[faust.TopicT, str, Step], ...] = (
         (events_topic, "count-events", count_event),
@@ -130,10 +141,11 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
 
 
 def _each_record(app: StreamApp, step: Step) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
-    """An agent body running `step` on each record inside the app's record boundary."""
+    """An agent body running `step` on each record of each batch, inside the record boundary."""
 
     async def agent(stream: faust.StreamT[bytes]) -> None:
-        async for message_event in app.boundary.each(stream):
-            await step(message_event)
+        async for batch in app.boundary.batches(stream):
+            for source in batch.events:
+                step(batch, source)
 
     return agent

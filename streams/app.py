@@ -18,9 +18,10 @@ from faust.types import EventT
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError
-from bigbrotr.nostr import InvalidEvent
-from bigbrotr.observability.metrics import RECORDS_IN, RECORDS_OUT, REJECTS
+from bigbrotr.nostr import Event, InvalidEvent
+from bigbrotr.observability.metrics import RECORDS_IN, REJECTS
 from streams.aggregates import add_aggregates
+from streams.batches import Batch
 from streams.records import (
     claimed_id,
     event_record,
@@ -31,7 +32,7 @@ from streams.records import (
     undecodable_record,
 )
 from streams.transactions import StreamApp
-from streams.validate import Limits, validate
+from streams.validate import BatchValidator, Limits
 
 
 def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
@@ -54,93 +55,97 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
         # Sends only queue a record; the commit waits for them. A short linger batches a
         # transaction's records into few requests instead of one request each.
         producer_linger=settings.streams.producer_linger_ms / 1000,
+        # Agents hand the producer whole batches per partition: let a request carry them.
+        producer_max_batch_size=512 * 1024,
         broker_session_timeout=settings.streams.session_timeout_s,
+        batch_records=settings.streams.batch_records,
     )
     codec = codec or Codec(registry=kafka.schema_registry_url)
-    limits = Limits.from_settings(settings.streams)
+    validator = BatchValidator(
+        Limits.from_settings(settings.streams), settings.streams.validation_threads
+    )
 
     def topic(name: str, **extra: Any) -> faust.TopicT:
         return app.topic(kafka.topic(name), key_serializer="raw", value_serializer="raw", **extra)
 
     raw_in = RECORDS_IN.labels(kafka.topic("events.raw"))
-    raw_out, events_out, sightings_out, rejects_out = (
-        RECORDS_OUT.labels(kafka.topic(name))
-        for name in ("events.raw", "events", "sightings", "rejects")
-    )
-
     raw_topic = topic("events.raw", partitions=partitions)
-    events_topic = topic("events")
-    sightings_topic = topic("sightings")
-    rejects_topic = topic("rejects")
+    raw_name, events_name, sightings_name, rejects_name = (
+        kafka.topic(name) for name in ("events.raw", "events", "sightings", "rejects")
+    )
 
     first_seen = app.record_table("first-seen", partitions=partitions)
     sighted = app.record_table("sighted", partitions=partitions)
     rejected = app.record_table("rejected", partitions=partitions)
 
-    async def send_reject(record: dict[str, Any]) -> None:
+    def send_reject(batch: Batch, source: EventT[bytes], record: dict[str, Any]) -> None:
+        """Dead-letter a record once, however often it is read again."""
+        record_id = f"{source.message.partition}:{source.message.offset}"
+        if rejected.lookup(source, record_id) is not None:
+            return
         key = (record["relay_url"] or "").encode()
-        await rejects_topic.send(key=key, value=codec.encode("Reject", record))
-        rejects_out.inc()
+        batch.send(source.message.partition, rejects_name, key, codec.encode("Reject", record))
         REJECTS.labels(record["stage"], record["reason"]).inc()
+        rejected.put(source, record_id, record_id)
 
-    async def validate_one(message_event: EventT[bytes]) -> None:
-        message = message_event.message
-        record_id = f"{message.partition}:{message.offset}"
-
-        value: bytes = message_event.value
+    def decode(batch: Batch, source: EventT[bytes]) -> dict[str, Any] | None:
+        message = source.message
         try:
-            raw = codec.decode("RawEvent", value)
+            return codec.decode("RawEvent", source.value or b"")
         except CodecError as exc:
-            if rejected.get(record_id) is None:
-                seen_at = datetime.fromtimestamp(message.timestamp, UTC)
-                await send_reject(undecodable_record(str(exc), value, seen_at, message.topic))
-                rejected[record_id] = record_id
+            seen_at = datetime.fromtimestamp(message.timestamp, UTC)
+            value = source.value or b""
+            send_reject(batch, source, undecodable_record(str(exc), value, seen_at, message.topic))
+            return None
+
+    def accept(batch: Batch, source: EventT[bytes], raw: dict[str, Any], event: Event) -> None:
+        partition = source.message.partition
+        key = event.id.encode()
+        if source.key != key:
+            batch.send(partition, raw_name, key, source.value)
             return
-        try:
-            event = validate(raw["raw"], limits, int(time.time()))
-        except InvalidEvent as error:
-            if rejected.get(record_id) is None:
-                await send_reject(reject_record(error, raw))
-                rejected[record_id] = record_id
-            return
-        if message_event.key != event.id.encode():
-            await raw_topic.send(key=event.id.encode(), value=value)
-            raw_out.inc()
-            return
-        if first_seen.get(event.id) is None:
+        record_id = f"{partition}:{source.message.offset}"
+        if first_seen.lookup(source, event.id) is None:
             record = event_record(event, raw["relay_url"], raw["seen_at"])
-            await events_topic.send(key=message_event.key, value=codec.encode("Event", record))
-            events_out.inc()
-            first_seen[event.id] = record_id
-        key = sighting_key(event.id, raw)
-        if sighted.get(key) is None:
+            batch.send(partition, events_name, key, codec.encode("Event", record, validated=False))
+            first_seen.put(source, event.id, record_id)
+        sighting_id = sighting_key(event.id, raw)
+        if sighted.lookup(source, sighting_id) is None:
             sighting = sighting_record(event.id, raw)
-            await sightings_topic.send(
-                key=message_event.key, value=codec.encode("Sighting", sighting)
-            )
-            sightings_out.inc()
-            sighted[key] = record_id
+            value = codec.encode("Sighting", sighting, validated=False)
+            batch.send(partition, sightings_name, key, value)
+            sighted.put(source, sighting_id, record_id)
 
     @app.agent(raw_topic, name="validate")
     async def validate_raw(stream: faust.StreamT[bytes]) -> None:
-        async for message_event in app.boundary.each(stream):
-            await validate_one(message_event)
-            raw_in.inc()
+        async for batch in app.boundary.batches(stream):
+            decoded = [(source, decode(batch, source)) for source in batch.events]
+            readable = [(source, raw) for source, raw in decoded if raw is not None]
+            texts = [raw["raw"] for _, raw in readable]
+            verdicts = await validator.validate(texts, int(time.time()))
+            for (source, raw), verdict in zip(readable, verdicts, strict=True):
+                if isinstance(verdict, InvalidEvent):
+                    send_reject(batch, source, reject_record(verdict, raw))
+                else:
+                    accept(batch, source, raw, verdict)
+            raw_in.inc(len(batch.events))
 
     for external in settings.streams.external_topics:
-        _bridge_external(app, external, raw_topic, codec)
+        _bridge_external(app, external, raw_name, codec)
     add_aggregates(app, settings, codec)
     return app
 
 
-def _bridge_external(app: StreamApp, name: str, raw_topic: faust.TopicT, codec: Codec) -> None:
+def _bridge_external(app: StreamApp, name: str, raw_name: str, codec: Codec) -> None:
     """Plain event JSON from another system's topic enters `events.raw` keyed by its claimed id."""
-    source = app.topic(name, key_serializer="raw", value_serializer="raw")
+    source_topic = app.topic(name, key_serializer="raw", value_serializer="raw")
 
-    @app.agent(source, name=f"external-{name}")
+    @app.agent(source_topic, name=f"external-{name}")
     async def bridge(stream: faust.StreamT[bytes]) -> None:
-        async for message_event in app.boundary.each(stream):
-            seen_at = datetime.fromtimestamp(message_event.message.timestamp, UTC)
-            value: bytes = message_event.value or b""
-            record = external_raw_record(value, name, seen_at)
-            await raw_topic.send(key=claimed_id(value), value=codec.encode("RawEvent", record))
+        async for batch in app.boundary.batches(stream):
+            for source in batch.events:
+                seen_at = datetime.fromtimestamp(source.message.timestamp, UTC)
+                value: bytes = source.value or b""
+                record = external_raw_record(value, name, seen_at)
+                encoded = codec.encode("RawEvent", record, validated=False)
+                batch.send(source.message.partition, raw_name, claimed_id(value), encoded)

@@ -28,32 +28,42 @@ class Admission(Enum):
 
 
 class Progress:
-    """Next offset to process per partition, from the committed offsets on."""
+    """Next offset to admit, and next offset processed, per partition from the committed offsets.
+
+    A record is admitted when a batch takes it and done when the batch's output was queued; only
+    done records commit. A batch admits several records of a partition before any is done.
+    """
 
     def __init__(self) -> None:
-        self._next: dict[TP, int] = {}
+        self._admitted: dict[TP, int] = {}
+        self._done: dict[TP, int] = {}
         self._rewinding: set[TP] = set()
+        self.generation = 0
 
     def restart(self, starts: Mapping[TP, int]) -> None:
-        """The consumer was sought to these offsets: processing starts over from them."""
-        self._next = dict(starts)
+        """The consumer was sought to these offsets: processing starts over from them, and
+        records fetched before (an older `generation`) are read again."""
+        self._admitted = dict(starts)
+        self._done = dict(starts)
         self._rewinding.clear()
+        self.generation += 1
 
     def admit(self, tp: TP, offset: int) -> Admission:
-        expected = self._next.get(tp)
+        expected = self._admitted.get(tp)
         if expected is None or offset == expected:
             self._rewinding.discard(tp)
+            self._admitted[tp] = offset + 1
             return Admission.PROCESS
         if offset < expected or tp in self._rewinding:
             return Admission.SKIP
         return Admission.CHECK_HOLE
 
     def expected(self, tp: TP) -> int | None:
-        return self._next.get(tp)
+        return self._admitted.get(tp)
 
     def hole_is_empty(self, tp: TP, offset: int) -> None:
-        """Nothing committed lies before `offset`: it is the next record to process."""
-        self._next[tp] = offset
+        """Nothing committed lies before `offset`: the record at `offset` is admitted."""
+        self._admitted[tp] = offset + 1
         self._rewinding.discard(tp)
 
     def rewinding(self, tp: TP) -> None:
@@ -61,13 +71,13 @@ class Progress:
         self._rewinding.add(tp)
 
     def done(self, tp: TP, offset: int) -> None:
-        self._next[tp] = offset + 1
+        self._done[tp] = offset + 1
 
     def committable(self, committed: Mapping[TP, int | None]) -> dict[TP, int]:
         """Offsets that moved past what was committed last."""
         return {
             tp: offset
-            for tp, offset in self._next.items()
+            for tp, offset in self._done.items()
             if (done := committed.get(tp)) is None or offset > done
         }
 

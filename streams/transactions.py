@@ -29,57 +29,89 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import faust
+from faust.exceptions import ProducerSendError
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.streams import current_event
 from faust.tables import Table
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, AppT, CodecArg, EventT, FutureMessage, HeadersArg, RecordMetadata
+from faust.types import TP, AppT, EventT
 from faust.types.transports import TransportT
 
+from bigbrotr.observability.metrics import RECORDS_OUT
+from streams.batches import Batch, Record, by_partition
 from streams.progress import Admission, Progress, hole_is_empty
 
 log = logging.getLogger("bigbrotr.worker")
 
 
 class RecordBoundary:
-    """Records and commits exclude each other, so a commit never splits a record's output.
+    """Batches and commits exclude each other, so a commit never splits a batch's output.
 
-    `tables` are the app's `RecordTable`s, whose changes it publishes at each record's end;
+    `tables` are the app's `RecordTable`s, whose changes go out with each batch's output;
     `progress` is how far each partition was processed, which is what commits.
     """
 
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self, app: StreamApp) -> None:
         self.app = app
         self.lock = asyncio.Lock()
         self.tables: list[RecordTable] = []
         self.progress = Progress()
         self._bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
 
-    async def each(self, stream: faust.StreamT[Any]) -> AsyncIterator[EventT[Any]]:
-        """The stream's events in offset order, each processed under the boundary's lock."""
-        async for event in stream.events():
-            if await self._admit(event.message.tp, event.message.offset):
-                async with self.record(event):
-                    yield event
+    async def batches(self, stream: faust.StreamT[Any]) -> AsyncIterator[Batch]:
+        """The stream's records in offset order, as batches of those already fetched, each
+        processed under the boundary's lock; what a batch queued is sent when it is done.
 
-    @asynccontextmanager
-    async def record(self, event: EventT[Any]) -> AsyncIterator[None]:
-        """Hold while processing one record; its table changes are published before release."""
-        async with self.lock:
-            yield
-            for table in self.tables:
-                await table.publish_changes()
+        A batch is processed before the stream moves past its last record, which stays unacked
+        meanwhile: a rebalance waits for it (Faust waits for unacked records). Records fetched
+        before a rebalance or a seek are dropped; they are read again from the committed offsets.
+        """
+        most = self.app.batch_records
+        queue = cast(faust.ChannelT[Any], stream.channel).queue
+        pending: list[EventT[Any]] = []
+        generation = self.progress.generation
+        async for event in stream.events():
+            if generation != self.progress.generation:
+                pending.clear()
+                generation = self.progress.generation
+            pending.append(event)
+            if len(pending) < most and not queue.empty():
+                continue
+            async with self.lock:
+                admitted = [] if generation != self.progress.generation else pending
+                batch = Batch([event for event in admitted if await self._admit(event)])
+                pending = []
+                if batch.events:
+                    yield batch
+                    await self._finish(batch)
+
+    async def _finish(self, batch: Batch) -> None:
+        for table in self.tables:
+            table.queue_changelog(batch)
+        producer = cast(BatchProducer, self.app.producer)
+        transactions = cast(SourceTransactions, self.app.consumer.transactions)
+        topic = batch.events[0].message.topic
+        for source, destination, partition, records in batch.outputs():
+            transactional_id = transactions.transactional_id(TP(topic, source))
+            if partition is None:
+                partitions = await producer.partition_count(destination)
+                grouped = by_partition(records, partitions)
+            else:
+                grouped = {partition: records}
+            for chosen, grouped_records in grouped.items():
+                await producer.send_records(transactional_id, destination, chosen, grouped_records)
+            RECORDS_OUT.labels(destination).inc(len(records))
+        for event in batch.events:
             self.progress.done(event.message.tp, event.message.offset)
 
-    async def _admit(self, tp: TP, offset: int) -> bool:
+    async def _admit(self, event: EventT[Any]) -> bool:
+        tp, offset = event.message.tp, event.message.offset
         admission = self.progress.admit(tp, offset)
         if admission is not Admission.CHECK_HOLE:
             return admission is Admission.PROCESS
@@ -98,14 +130,16 @@ class StreamApp(faust.App):
 
     boundary: RecordBoundary
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, batch_records: int = 1000, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.batch_records = batch_records
         self.boundary = RecordBoundary(self)
 
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
         transport.TransactionManager = SourceTransactions  # type: ignore[misc]
         transport.Consumer = StableOffsetConsumer  # type: ignore[misc]
+        transport.Producer = BatchProducer  # type: ignore[misc]
         return transport
 
     def record_table(
@@ -249,9 +283,41 @@ class _StableOffsetThread(aiokafka_driver.AIOKafkaConsumerThread):
         return ends
 
 
+class BatchProducer(aiokafka_driver.Producer):
+    """Faust's producer, plus sending many records to one partition as record batches."""
+
+    _partition_counts: dict[str, int]
+
+    async def partition_count(self, topic: str) -> int:
+        counts = self.__dict__.setdefault("_partition_counts", {})
+        if topic not in counts:
+            counts[topic] = len(await self._ensure_producer().partitions_for(topic))
+        return cast(int, counts[topic])
+
+    async def send_records(
+        self, transactional_id: str, topic: str, partition: int, records: Iterable[Record]
+    ) -> None:
+        """Queue `records` in the transaction `transactional_id`; its commit waits for them."""
+        producer = self._transaction_producers.get(transactional_id)
+        if producer is None:
+            raise ProducerSendError(f"no transactional producer {transactional_id}")
+        async with self._trn_locks[transactional_id]:
+            builder = producer.create_batch()
+            for key, value in records:
+                if builder.append(key=key, value=value, timestamp=None) is None:
+                    await producer.send_batch(builder, topic, partition=partition)
+                    builder = producer.create_batch()
+                    if builder.append(key=key, value=value, timestamp=None) is None:
+                        raise ProducerSendError(
+                            f"a record of {len(value or b'')} bytes is larger than a batch may be"
+                        )
+            if builder.record_count():
+                await producer.send_batch(builder, topic, partition=partition)
+
+
 class SourceTransactions(TransactionManager):
-    """Routes sends by the partition of the record being processed, not of the destination, and
-    renews every transactional producer at each rebalance.
+    """Names the transaction of each source partition, and renews every transactional producer
+    at each rebalance.
 
     Faust commits what it processed before a rebalance; a transaction still open after that holds
     output of records whose offsets were not committed, so it is aborted, whoever gets the
@@ -276,31 +342,10 @@ class SourceTransactions(TransactionManager):
             await self.producer.abort_transaction(transactional_id)
             await self.producer.stop_transaction(transactional_id)
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: HeadersArg | None,
-        *,
-        transactional_id: str | None = None,
-    ) -> Awaitable[RecordMetadata]:
-        event = current_event()
-        if event is None:
-            return await super().send(topic, key, value, partition, timestamp, headers)
-        source: TP = event.message.tp
+    def transactional_id(self, source: TP) -> str:
+        """The producer whose transaction holds the output of records from `source`."""
         group = self.app.assignor.group_for_topic(source.topic)
-        return await self.producer.send(
-            topic,
-            key,
-            value,
-            partition,
-            timestamp,
-            headers,
-            transactional_id=f"{self.app.conf.id}-{group}-{source.partition}",
-        )
+        return f"{self.app.conf.id}-{group}-{source.partition}"
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         """Runs under the record boundary's lock, taken by `StableOffsetConsumer.commit`."""
@@ -316,13 +361,6 @@ class SourceTransactions(TransactionManager):
         return committed
 
 
-def _record_partition() -> int:
-    event = current_event()
-    if event is None:
-        raise RuntimeError("a RecordTable is only read and written while processing a record")
-    return event.message.partition
-
-
 def _boundary(app: AppT) -> RecordBoundary:
     if not isinstance(app, StreamApp):
         raise TypeError("SourceTransactions needs a StreamApp")
@@ -330,8 +368,8 @@ def _boundary(app: AppT) -> RecordBoundary:
 
 
 class RecordTable(Table[Any, Any]):
-    """Changelog writes are held until the record's end, then sent inside its transaction; local
-    writes are held until that transaction commits.
+    """A table read and written a batch at a time: its changes go out with the batch's output,
+    inside the source partition's transaction, and reach the local store once that commits.
 
     So the local RocksDB copy only ever holds committed state: a transaction aborted by a crash
     or a rebalance leaves nothing behind that would pass for output already sent.
@@ -339,18 +377,34 @@ class RecordTable(Table[Any, Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._unsent: deque[FutureMessage] = deque()
+        self._unsent: defaultdict[int, dict[Any, Any]] = defaultdict(dict)
         self._uncommitted: defaultdict[int, dict[Any, Any]] = defaultdict(dict)
 
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.on_key_set(key, value)
-        self._uncommitted[_record_partition()][key] = value
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        uncommitted = self._uncommitted.get(_record_partition(), {})
-        if key in uncommitted:
+    def lookup(self, source: EventT[Any], key: Any) -> Any:
+        """The value for `key` in the partition of `source`, None when there is none."""
+        partition = source.message.partition
+        uncommitted = self._uncommitted.get(partition)
+        if uncommitted is not None and key in uncommitted:
             return uncommitted[key]
-        return super().get(key, default)
+        store = cast(RocksDBStore, self.data)
+        stored = store._db_for_partition(partition).get(store._encode_key(key))
+        return None if stored is None else store._decode_value(stored)
+
+    def put(self, source: EventT[Any], key: Any, value: Any) -> None:
+        partition = source.message.partition
+        self._uncommitted[partition][key] = value
+        self._unsent[partition][key] = value
+
+    def queue_changelog(self, batch: Batch) -> None:
+        """Queue the batch's changes, the last value per key, in the batch's transactions."""
+        topic = self.changelog_topic
+        name = topic.get_topic_name()
+        for partition, changes in self._unsent.items():
+            for key, value in changes.items():
+                key_bytes, _ = topic.prepare_key(key, self.key_serializer)
+                value_bytes, _ = topic.prepare_value(value, self.value_serializer)
+                batch.send(partition, name, key_bytes, value_bytes, partition=partition)
+        self._unsent.clear()
 
     def keep_committed(self, partitions: Iterable[int]) -> None:
         """Write what records of these partitions changed, now that their transactions committed."""
@@ -364,29 +418,5 @@ class RecordTable(Table[Any, Any]):
                 store._key_index[encoded] = partition
 
     def forget_uncommitted(self) -> None:
+        self._unsent.clear()
         self._uncommitted.clear()
-
-    def send_changelog(
-        self,
-        partition: int | None,
-        key: Any,
-        value: Any,
-        key_serializer: CodecArg | None = None,
-        value_serializer: CodecArg | None = None,
-    ) -> FutureMessage:
-        message = self.changelog_topic.as_future_message(
-            key=key,
-            value=value,
-            partition=partition,
-            key_serializer=key_serializer or self.key_serializer,
-            value_serializer=value_serializer or self.value_serializer,
-            callback=self._on_changelog_sent,
-            eager_partitioning=True,
-        )
-        self._unsent.append(message)
-        return message
-
-    async def publish_changes(self) -> None:
-        while self._unsent:
-            message = self._unsent.popleft()
-            await message.message.channel.publish_message(message, wait=False)

@@ -7,7 +7,9 @@ is most of the cost.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bigbrotr.config import StreamSettings
@@ -74,3 +76,41 @@ def validate(raw: bytes, limits: Limits, now: int, checks: Sequence[Check] = CHE
     for check in checks:
         check(event, limits, now)
     return event
+
+
+def validate_each(texts: Sequence[bytes], limits: Limits, now: int) -> list[Event | InvalidEvent]:
+    """`validate` over many texts: each verdict is the event or why it was rejected."""
+    verdicts: list[Event | InvalidEvent] = []
+    for text in texts:
+        try:
+            verdicts.append(validate(text, limits, now))
+        except InvalidEvent as error:
+            verdicts.append(error)
+    return verdicts
+
+
+class BatchValidator:
+    """Validates a batch on `threads` threads, so signatures are checked on every core.
+
+    The signature check, most of the cost, runs in libsecp256k1 with the GIL released; the
+    event loop meanwhile keeps fetching and producing. `limits` may be replaced at any time.
+    """
+
+    def __init__(self, limits: Limits, threads: int) -> None:
+        self.limits = limits
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(threads, "validate") if threads else None
+
+    async def validate(self, texts: Sequence[bytes], now: int) -> list[Event | InvalidEvent]:
+        if self._pool is None:
+            return validate_each(texts, self.limits, now)
+        loop = asyncio.get_running_loop()
+        size = -(-len(texts) // self._threads)
+        chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
+        verdicts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._pool, validate_each, chunk, self.limits, now)
+                for chunk in chunks
+            )
+        )
+        return [verdict for chunk_verdicts in verdicts for verdict in chunk_verdicts]
