@@ -180,6 +180,7 @@ def worker_command(
     inputs = [kafka.topic("events.raw"), *settings.streams.external_topics]
     group = kafka.topic_prefix + settings.streams.app_id
     _observe(settings, "worker", committed_by=(group, inputs))
+    _trace(settings, "worker")
     run_worker(settings)
 
 
@@ -211,6 +212,7 @@ def sync_command(
     except InvalidRelayUrl as exc:
         raise typer.BadParameter(str(exc), param_hint="RELAY") from exc
     settings = _settings(ctx)
+    _trace(settings, "sync")
     newest = until if until is not None else int(time.time())
     if newest < since:
         raise typer.BadParameter(f"--until {newest} is before --since {since}")
@@ -248,6 +250,7 @@ def _serve_sync(settings: Settings) -> None:
     )
 
     _observe(settings, "sync", database=settings.sync.negentropy)
+    _trace(settings, "sync")
 
     async def serve() -> None:
         service = SyncService(settings, max_limit=Nip11MaxLimit(settings))
@@ -451,6 +454,13 @@ def _observe(
     return observe(settings, process, database=database, lag=lag)
 
 
+def _trace(settings: Settings, process: ProcessName) -> None:
+    """Export this process's spans when `tracing.otlp_endpoint` is set."""
+    from bigbrotr.observability import tracing
+
+    tracing.configure(settings, process)
+
+
 def _logging(settings: Settings) -> None:
     import logging
 
@@ -490,6 +500,7 @@ def sink_command(ctx: typer.Context) -> None:
 
     settings = _settings(ctx)
     _logging(settings)
+    _trace(settings, "sink")
     hard_exit = settings.sink.shutdown_timeout_s + 1.5
     running = [settings]
 

@@ -23,6 +23,7 @@ from enum import StrEnum
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.nostr import Filter
+from bigbrotr.observability import tracing
 from bigbrotr.producer import Producer
 from connectors.assignment import AssignedRelay
 from connectors.backoff import Backoff, CircuitBreaker
@@ -226,19 +227,21 @@ class RelayFollower:
             allow=settings.connectors.allow,
             proxy=settings.connectors.socks5_proxy,
         ) as client:
-            async with client.subscribe([Filter(since=since)], live=True) as subscription:
-                if client.connected:
-                    self.status.phase = Phase.LIVE
-                    self.status.live_since = since
-                async for received in subscription:
-                    value = raw_event_value(codec, self.relay.url, received, LIVE_SOURCE)
-                    key = None if received.event_id is None else received.event_id.encode()
-                    await deliveries.send(topic, value, key=key)
-                    self.status.live_published += 1
-                    unconfirmed += 1
-                    if unconfirmed >= _MAX_UNACKED:
-                        await deliveries.confirmed()
-                        unconfirmed = 0
+            with tracing.fetch_span(self.relay.url, "live", since):
+                headers = tracing.headers_for_current_span()
+                async with client.subscribe([Filter(since=since)], live=True) as subscription:
+                    if client.connected:
+                        self.status.phase = Phase.LIVE
+                        self.status.live_since = since
+                    async for received in subscription:
+                        value = raw_event_value(codec, self.relay.url, received, LIVE_SOURCE)
+                        key = None if received.event_id is None else received.event_id.encode()
+                        await deliveries.send(topic, value, key=key, headers=headers)
+                        self.status.live_published += 1
+                        unconfirmed += 1
+                        if unconfirmed >= _MAX_UNACKED:
+                            await deliveries.confirmed()
+                            unconfirmed = 0
             result = subscription.result
         await deliveries.confirmed()
         if result.end_reason in _RENEWALS:

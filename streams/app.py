@@ -20,6 +20,7 @@ from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError
 from bigbrotr.nostr import InvalidEvent
 from bigbrotr.observability.metrics import RECORDS_IN, RECORDS_OUT, REJECTS
+from bigbrotr.observability.tracing import headers_for_current_span, record_span
 from streams.aggregates import add_aggregates
 from streams.records import (
     claimed_id,
@@ -79,7 +80,9 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
 
     async def send_reject(record: dict[str, Any]) -> None:
         key = (record["relay_url"] or "").encode()
-        await rejects_topic.send(key=key, value=codec.encode("Reject", record))
+        await rejects_topic.send(
+            key=key, value=codec.encode("Reject", record), headers=headers_for_current_span()
+        )
         rejects_out.inc()
         REJECTS.labels(record["stage"], record["reason"]).inc()
 
@@ -104,19 +107,27 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
                 rejected[record_id] = record_id
             return
         if message_event.key != event.id.encode():
-            await raw_topic.send(key=event.id.encode(), value=value)
+            await raw_topic.send(
+                key=event.id.encode(), value=value, headers=headers_for_current_span()
+            )
             raw_out.inc()
             return
         if first_seen.get(event.id) is None:
             record = event_record(event, raw["relay_url"], raw["seen_at"])
-            await events_topic.send(key=message_event.key, value=codec.encode("Event", record))
+            await events_topic.send(
+                key=message_event.key,
+                value=codec.encode("Event", record),
+                headers=headers_for_current_span(),
+            )
             events_out.inc()
             first_seen[event.id] = record_id
         key = sighting_key(event.id, raw)
         if sighted.get(key) is None:
             sighting = sighting_record(event.id, raw)
             await sightings_topic.send(
-                key=message_event.key, value=codec.encode("Sighting", sighting)
+                key=message_event.key,
+                value=codec.encode("Sighting", sighting),
+                headers=headers_for_current_span(),
             )
             sightings_out.inc()
             sighted[key] = record_id
@@ -124,7 +135,8 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
     @app.agent(raw_topic, name="validate")
     async def validate_raw(stream: faust.StreamT[bytes]) -> None:
         async for message_event in app.boundary.each(stream):
-            await validate_one(message_event)
+            with record_span(message_event.headers, message_event.key):
+                await validate_one(message_event)
             raw_in.inc()
 
     for external in settings.streams.external_topics:
