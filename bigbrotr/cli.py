@@ -181,7 +181,7 @@ def worker_command(
     group = kafka.topic_prefix + settings.streams.app_id
     _observe(settings, "worker", committed_by=(group, inputs))
     _trace(settings, "worker")
-    run_worker(settings)
+    run_worker(settings, _config_file(ctx))
 
 
 @app.command("sync")
@@ -205,7 +205,7 @@ def sync_command(
     from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
 
     if relay is None:
-        _serve_sync(_settings(ctx))
+        _serve_sync(_settings(ctx), _config_file(ctx))
         return
     try:
         normalize_relay_url(relay)
@@ -238,10 +238,11 @@ def sync_command(
     console.print(f"  complete: {cursor.complete_since}..{cursor.complete_until}")
 
 
-def _serve_sync(settings: Settings) -> None:
+def _serve_sync(settings: Settings, config: Path | None) -> None:
     import logging
     import signal
 
+    from bigbrotr.reload import reload_on_sighup
     from connectors.max_limit import Nip11MaxLimit
     from connectors.sync_service import SyncService
 
@@ -253,10 +254,17 @@ def _serve_sync(settings: Settings) -> None:
     _trace(settings, "sync")
 
     async def serve() -> None:
-        service = SyncService(settings, max_limit=Nip11MaxLimit(settings))
+        max_limit = Nip11MaxLimit(settings)
+        service = SyncService(settings, max_limit=max_limit)
+
+        def reload(new: Settings) -> None:
+            service.reload(new)
+            max_limit.settings = new
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, service.stop)
+        reload_on_sighup(config, lambda: service.settings, reload)
         console.print(
             f"sync service: following the relays of group {service.group_id} "
             f"(topic {settings.kafka.topic('relays')}); stop with Ctrl-C"

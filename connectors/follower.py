@@ -28,7 +28,7 @@ from bigbrotr.producer import Producer
 from connectors.assignment import AssignedRelay
 from connectors.backoff import Backoff, CircuitBreaker
 from connectors.client import ClientLimits, EndReason, RelayClient
-from connectors.negentropy_pull import NegentropyPuller
+from connectors.negentropy_pull import NegentropyPuller, negentropy_limits
 from connectors.slots import PullSlots
 from connectors.sync import Coverage, Gap, SyncPolicy
 from connectors.synchronizer import load_cursor, raw_event_value, sync_relay
@@ -74,9 +74,9 @@ class FollowerStatus:
     last_error: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FollowContext:
-    """What every follower of one service shares."""
+    """What every follower of one service shares; `reload` swaps the settings under them all."""
 
     settings: Settings
     producer: Producer
@@ -87,8 +87,14 @@ class FollowContext:
     backoff: Backoff = field(init=False)
 
     def __post_init__(self) -> None:
-        sync = self.settings.sync
-        object.__setattr__(self, "backoff", Backoff(sync.backoff_base_s, sync.backoff_max_s))
+        self.reload(self.settings)
+
+    def reload(self, settings: Settings) -> None:
+        sync = settings.sync
+        self.settings = settings
+        self.backoff = Backoff(sync.backoff_base_s, sync.backoff_max_s)
+        if self.negentropy is not None:
+            self.negentropy.limits = negentropy_limits(sync)
 
 
 class RelayFollower:
@@ -99,12 +105,23 @@ class RelayFollower:
         self.priority = priority
         self.status = FollowerStatus(relay.url)
         self._context = context
-        self._settings = context.settings
-        sync = self._settings.sync
+        sync = context.settings.sync
         self._breaker = CircuitBreaker(sync.breaker_failures, sync.breaker_cooldown_s)
         self._chunk_s = sync.first_chunk_s
         self._cursor: Coverage | None = None
         self._edge: int | None = None
+
+    @property
+    def _settings(self) -> Settings:
+        """Read at each use: SIGHUP may have replaced them (`FollowContext.reload`)."""
+        return self._context.settings
+
+    def reload(self) -> None:
+        """Take the context's new breaker bounds and first window (after SIGHUP)."""
+        sync = self._settings.sync
+        self._breaker.threshold = sync.breaker_failures
+        self._breaker.cooldown_s = sync.breaker_cooldown_s
+        self._chunk_s = sync.first_chunk_s
 
     async def run(self) -> None:
         loaded = full = False

@@ -32,12 +32,15 @@ from streams.records import (
     undecodable_record,
 )
 from streams.transactions import StreamApp
-from streams.validate import Limits, validate
+from streams.validate import CurrentLimits, Limits, validate
 
 
-def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
+def build_app(
+    settings: Settings, codec: Codec | None = None, limits: CurrentLimits | None = None
+) -> StreamApp:
     """A Faust app for these settings; the app id carries the topic prefix so deployments and
-    tests sharing a broker never share consumer groups or changelogs."""
+    tests sharing a broker never share consumer groups or changelogs. The validator reads
+    `limits` per record (default: from `settings.streams`)."""
     kafka = settings.kafka
     partitions = kafka.topics["events.raw"].partitions
     app = StreamApp(
@@ -58,7 +61,7 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
         broker_session_timeout=settings.streams.session_timeout_s,
     )
     codec = codec or Codec(registry=kafka.schema_registry_url)
-    limits = Limits.from_settings(settings.streams)
+    limits = limits or CurrentLimits(Limits.from_settings(settings.streams))
 
     def topic(name: str, **extra: Any) -> faust.TopicT:
         return app.topic(kafka.topic(name), key_serializer="raw", value_serializer="raw", **extra)
@@ -100,7 +103,7 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
                 rejected[record_id] = record_id
             return
         try:
-            event = validate(raw["raw"], limits, int(time.time()))
+            event = validate(raw["raw"], limits.limits, int(time.time()))
         except InvalidEvent as error:
             if rejected.get(record_id) is None:
                 await send_reject(reject_record(error, raw))

@@ -33,6 +33,13 @@ class Limits:
         )
 
 
+class CurrentLimits:
+    """The limits in force, read per record, so SIGHUP can replace them without a restart."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+
 Check = Callable[[Event, Limits, int], None]
 
 

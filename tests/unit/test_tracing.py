@@ -4,6 +4,7 @@ batch links, sampling that keeps a trace whole, and nothing at all when tracing 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -16,6 +17,17 @@ from bigbrotr.errors import ConfigError
 from bigbrotr.observability import tracing
 
 EVENT_ID = "ab" * 32
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Only the defaults and what a test passes: no `BIGBROTR_*` variable, no settings file."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("BIGBROTR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 def _exporter(sample_ratio: float = 1.0) -> InMemorySpanExporter:
