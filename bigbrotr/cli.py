@@ -180,7 +180,8 @@ def worker_command(
     inputs = [kafka.topic("events.raw"), *settings.streams.external_topics]
     group = kafka.topic_prefix + settings.streams.app_id
     _observe(settings, "worker", committed_by=(group, inputs))
-    run_worker(settings)
+    _trace(settings, "worker")
+    run_worker(settings, _config_file(ctx))
 
 
 @app.command("sync")
@@ -204,13 +205,14 @@ def sync_command(
     from bigbrotr.nostr import InvalidRelayUrl, normalize_relay_url
 
     if relay is None:
-        _serve_sync(_settings(ctx))
+        _serve_sync(_settings(ctx), _config_file(ctx))
         return
     try:
         normalize_relay_url(relay)
     except InvalidRelayUrl as exc:
         raise typer.BadParameter(str(exc), param_hint="RELAY") from exc
     settings = _settings(ctx)
+    _trace(settings, "sync")
     newest = until if until is not None else int(time.time())
     if newest < since:
         raise typer.BadParameter(f"--until {newest} is before --since {since}")
@@ -236,10 +238,11 @@ def sync_command(
     console.print(f"  complete: {cursor.complete_since}..{cursor.complete_until}")
 
 
-def _serve_sync(settings: Settings) -> None:
+def _serve_sync(settings: Settings, config: Path | None) -> None:
     import logging
     import signal
 
+    from bigbrotr.reload import reload_on_sighup
     from connectors.max_limit import Nip11MaxLimit
     from connectors.sync_service import SyncService
 
@@ -248,12 +251,20 @@ def _serve_sync(settings: Settings) -> None:
     )
 
     _observe(settings, "sync", database=settings.sync.negentropy)
+    _trace(settings, "sync")
 
     async def serve() -> None:
-        service = SyncService(settings, max_limit=Nip11MaxLimit(settings))
+        max_limit = Nip11MaxLimit(settings)
+        service = SyncService(settings, max_limit=max_limit)
+
+        def reload(new: Settings) -> None:
+            service.reload(new)
+            max_limit.settings = new
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, service.stop)
+        reload_on_sighup(config, lambda: service.settings, reload)
         console.print(
             f"sync service: following the relays of group {service.group_id} "
             f"(topic {settings.kafka.topic('relays')}); stop with Ctrl-C"
@@ -451,6 +462,13 @@ def _observe(
     return observe(settings, process, database=database, lag=lag)
 
 
+def _trace(settings: Settings, process: ProcessName) -> None:
+    """Export this process's spans when `tracing.otlp_endpoint` is set."""
+    from bigbrotr.observability import tracing
+
+    tracing.configure(settings, process)
+
+
 def _logging(settings: Settings) -> None:
     import logging
 
@@ -490,6 +508,7 @@ def sink_command(ctx: typer.Context) -> None:
 
     settings = _settings(ctx)
     _logging(settings)
+    _trace(settings, "sink")
     hard_exit = settings.sink.shutdown_timeout_s + 1.5
     running = [settings]
 

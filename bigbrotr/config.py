@@ -531,6 +531,40 @@ class StatusSettings(_Section):
     )
 
 
+class TracingSettings(_Section):
+    """OpenTelemetry traces from a relay fetch through validation to the database row.
+
+    Off unless `otlp_endpoint` is set; then no span is built and no header is added.
+    """
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an OTLP/HTTP collector, e.g. http://127.0.0.1:4318; spans go to "
+        "<endpoint>/v1/traces. Unset: no tracing, at no cost",
+    )
+    sample_ratio: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Share of fetches traced; validation and writes follow the fetch's decision",
+    )
+    export_timeout_s: float = Field(
+        default=10.0, gt=0, le=60, description="Bound on one export request to the collector"
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL with a host, e.g. http://127.0.0.1:4318"
+            )
+        return value.strip().rstrip("/")
+
+
 ApiRoute = Literal["events", "relays", "stats"]
 READER_ROLE = "bigbrotr_reader"
 
@@ -697,6 +731,7 @@ class Settings(BaseSettings):
     finder: FinderSettings = Field(default_factory=FinderSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
 
     run: RunSettings = Field(default_factory=RunSettings)

@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import Producer as _Client
@@ -34,6 +34,8 @@ from bigbrotr.topics import kafka_unreachable
 _REPORT_WAIT_S = 0.1
 _FULL_QUEUE_WAIT_S = 0.005
 _Report = tuple["asyncio.Future[None] | Deliveries", KafkaError | None]
+Headers = list[tuple[str, bytes]]
+"""Record headers: (name, value) pairs, as both confluent-kafka and Faust take them."""
 
 
 class Producer:
@@ -96,13 +98,16 @@ class Producer:
         value: bytes | None,
         key: bytes | None,
         on_delivery: Callable[[KafkaError | None, Message], None],
+        headers: Headers | None = None,
     ) -> None:
         client = self._client
         if client is None:
             raise RuntimeError("the producer is not started; call `await producer.start()`")
         while True:
             try:
-                client.produce(topic, value, key, on_delivery=on_delivery)
+                # Read only: confluent-kafka's stub asks for a list of the wider value type.
+                wide = cast("list[tuple[str, str | bytes | None]] | None", headers)
+                client.produce(topic, value, key, on_delivery=on_delivery, headers=wide)
             except BufferError:
                 await asyncio.sleep(_FULL_QUEUE_WAIT_S)
             except KafkaException as exc:
@@ -170,9 +175,17 @@ class Deliveries:
         self._error: PublishError | None = None
         self._waiter: asyncio.Future[None] | None = None
 
-    async def send(self, topic: str, value: bytes | None, *, key: bytes | None = None) -> None:
-        """Queue one record; waits only while librdkafka's local queue is full."""
-        await self._producer._produce(topic, value, key, self._on_delivery)
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Queue one record; waits only while librdkafka's local queue is full. `headers`
+        (name, value) pairs travel with it, e.g. a trace context."""
+        await self._producer._produce(topic, value, key, self._on_delivery, headers)
         self._sent += 1
 
     async def confirmed(self) -> None:

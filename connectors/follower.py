@@ -23,11 +23,12 @@ from enum import StrEnum
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.nostr import Filter
+from bigbrotr.observability import tracing
 from bigbrotr.producer import Producer
 from connectors.assignment import AssignedRelay
 from connectors.backoff import Backoff, CircuitBreaker
 from connectors.client import ClientLimits, EndReason, RelayClient
-from connectors.negentropy_pull import NegentropyPuller
+from connectors.negentropy_pull import NegentropyPuller, negentropy_limits
 from connectors.slots import PullSlots
 from connectors.sync import Coverage, Gap, SyncPolicy
 from connectors.synchronizer import load_cursor, raw_event_value, sync_relay
@@ -73,9 +74,9 @@ class FollowerStatus:
     last_error: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FollowContext:
-    """What every follower of one service shares."""
+    """What every follower of one service shares; `reload` swaps the settings under them all."""
 
     settings: Settings
     producer: Producer
@@ -86,8 +87,14 @@ class FollowContext:
     backoff: Backoff = field(init=False)
 
     def __post_init__(self) -> None:
-        sync = self.settings.sync
-        object.__setattr__(self, "backoff", Backoff(sync.backoff_base_s, sync.backoff_max_s))
+        self.reload(self.settings)
+
+    def reload(self, settings: Settings) -> None:
+        sync = settings.sync
+        self.settings = settings
+        self.backoff = Backoff(sync.backoff_base_s, sync.backoff_max_s)
+        if self.negentropy is not None:
+            self.negentropy.limits = negentropy_limits(sync)
 
 
 class RelayFollower:
@@ -98,12 +105,23 @@ class RelayFollower:
         self.priority = priority
         self.status = FollowerStatus(relay.url)
         self._context = context
-        self._settings = context.settings
-        sync = self._settings.sync
+        sync = context.settings.sync
         self._breaker = CircuitBreaker(sync.breaker_failures, sync.breaker_cooldown_s)
         self._chunk_s = sync.first_chunk_s
         self._cursor: Coverage | None = None
         self._edge: int | None = None
+
+    @property
+    def _settings(self) -> Settings:
+        """Read at each use: SIGHUP may have replaced them (`FollowContext.reload`)."""
+        return self._context.settings
+
+    def reload(self) -> None:
+        """Take the context's new breaker bounds and first window (after SIGHUP)."""
+        sync = self._settings.sync
+        self._breaker.threshold = sync.breaker_failures
+        self._breaker.cooldown_s = sync.breaker_cooldown_s
+        self._chunk_s = sync.first_chunk_s
 
     async def run(self) -> None:
         loaded = full = False
@@ -226,19 +244,21 @@ class RelayFollower:
             allow=settings.connectors.allow,
             proxy=settings.connectors.socks5_proxy,
         ) as client:
-            async with client.subscribe([Filter(since=since)], live=True) as subscription:
-                if client.connected:
-                    self.status.phase = Phase.LIVE
-                    self.status.live_since = since
-                async for received in subscription:
-                    value = raw_event_value(codec, self.relay.url, received, LIVE_SOURCE)
-                    key = None if received.event_id is None else received.event_id.encode()
-                    await deliveries.send(topic, value, key=key)
-                    self.status.live_published += 1
-                    unconfirmed += 1
-                    if unconfirmed >= _MAX_UNACKED:
-                        await deliveries.confirmed()
-                        unconfirmed = 0
+            with tracing.fetch_span(self.relay.url, "live", since):
+                headers = tracing.headers_for_current_span()
+                async with client.subscribe([Filter(since=since)], live=True) as subscription:
+                    if client.connected:
+                        self.status.phase = Phase.LIVE
+                        self.status.live_since = since
+                    async for received in subscription:
+                        value = raw_event_value(codec, self.relay.url, received, LIVE_SOURCE)
+                        key = None if received.event_id is None else received.event_id.encode()
+                        await deliveries.send(topic, value, key=key, headers=headers)
+                        self.status.live_published += 1
+                        unconfirmed += 1
+                        if unconfirmed >= _MAX_UNACKED:
+                            await deliveries.confirmed()
+                            unconfirmed = 0
             result = subscription.result
         await deliveries.confirmed()
         if result.end_reason in _RENEWALS:

@@ -18,7 +18,7 @@ class Nip11MaxLimit:
     """`await lookup(url)` gives the relay's `max_limit` or None; a `MaxLimitLookup`."""
 
     def __init__(self, settings: Settings, *, ttl_s: float = 3600.0) -> None:
-        self._settings = settings
+        self.settings = settings
         self._ttl_s = ttl_s
         self._cache: dict[str, tuple[float, int | None]] = {}
 
@@ -30,10 +30,10 @@ class Nip11MaxLimit:
         try:
             document = await fetch_nip11(
                 url,
-                allow=self._settings.connectors.allow,
-                proxy=self._settings.connectors.socks5_proxy,
-                time_limit=self._settings.monitor.nip11_timeout_s,
-                max_bytes=self._settings.monitor.nip11_max_bytes,
+                allow=self.settings.connectors.allow,
+                proxy=self.settings.connectors.socks5_proxy,
+                time_limit=self.settings.monitor.nip11_timeout_s,
+                max_bytes=self.settings.monitor.nip11_max_bytes,
             )
             max_limit = document.max_limit
         except RelayInfoError:

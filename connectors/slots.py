@@ -30,13 +30,19 @@ class PullSlots:
     """`async with slots.hold(network, priority=...)` waits for a free slot and holds it."""
 
     def __init__(self, total: int, per_network: Mapping[Network, int]) -> None:
+        self._busy: Counter[Network] = Counter()
+        self._waiters: list[_Waiter] = []
+        self._order = itertools.count()
+        self.resize(total, per_network)
+
+    def resize(self, total: int, per_network: Mapping[Network, int]) -> None:
+        """New bounds (SIGHUP): wider ones grant waiters at once; narrower ones take effect as
+        held slots are released."""
         if total < 1 or any(bound < 1 for bound in per_network.values()):
             raise ValueError("every concurrency bound must be at least 1")
         self.total = total
         self.per_network = dict(per_network)
-        self._busy: Counter[Network] = Counter()
-        self._waiters: list[_Waiter] = []
-        self._order = itertools.count()
+        self._grant()
 
     @property
     def busy(self) -> Mapping[Network, int]:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Collection, Mapping, Sequence
 
 from bigbrotr.codec import Codec
-from bigbrotr.config import Settings
+from bigbrotr.config import Settings, SyncSettings
 from bigbrotr.nostr import Network
 from bigbrotr.producer import new_producer
 from connectors.assignment import AssignedRelay, RelayAssignment
@@ -51,10 +51,7 @@ class SyncService:
         self._max_limit = max_limit
         self._codec = codec or Codec(registry=settings.kafka.schema_registry_url)
         sync = settings.sync
-        self.slots = PullSlots(
-            sync.max_concurrent,
-            {Network(name): bound for name, bound in sync.max_concurrent_per_network.items()},
-        )
+        self.slots = PullSlots(sync.max_concurrent, _network_bounds(sync))
         self._priority = frozenset(sync.priority_relays)
         self._context: FollowContext | None = None
         self._followers: dict[str, tuple[RelayFollower, asyncio.Task[None]]] = {}
@@ -69,6 +66,19 @@ class SyncService:
     @property
     def statuses(self) -> Mapping[str, FollowerStatus]:
         return {url: follower.status for url, (follower, _) in self._followers.items()}
+
+    def reload(self, settings: Settings) -> None:
+        """Take new relay lists, rates, limits and timeouts (SIGHUP): pull slots at once, each
+        follower from its next pull or live session."""
+        self.settings = settings
+        sync = settings.sync
+        self.slots.resize(sync.max_concurrent, _network_bounds(sync))
+        self._priority = frozenset(sync.priority_relays)
+        if self._context is not None:
+            self._context.reload(settings)
+        for follower, _ in self._followers.values():
+            follower.priority = follower.relay.url in self._priority
+            follower.reload()
 
     def stop(self) -> None:
         """Ask `run` to return; safe to call from a signal handler."""
@@ -127,3 +137,7 @@ class SyncService:
         await asyncio.gather(*stopped.values(), return_exceptions=True)
         if stopped:
             log.info("stopped following %s", " ".join(sorted(stopped)))
+
+
+def _network_bounds(sync: SyncSettings) -> dict[Network, int]:
+    return {Network(name): bound for name, bound in sync.max_concurrent_per_network.items()}

@@ -31,6 +31,7 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import TopicError
 from bigbrotr.nostr import Event, Filter, InvalidEvent, event_from_object, normalize_relay_url
+from bigbrotr.observability import tracing
 from bigbrotr.producer import Deliveries, Producer
 from connectors.client import (
     ClientLimits,
@@ -140,9 +141,11 @@ async def sync_relay(
     async def publish(fetched: Fetched) -> None:
         nonlocal delivered, published
         sending = producer.deliveries()
+        headers = tracing.headers_for_current_span()
         for received in fetched.events:
             key = None if received.event_id is None else received.event_id.encode()
-            await sending.send(events_topic, raw_event_value(codec, url, received, SOURCE), key=key)
+            value = raw_event_value(codec, url, received, SOURCE)
+            await sending.send(events_topic, value, key=key, headers=headers)
         await delivered.confirmed()
         delivered = sending
         published += len(fetched.events)
@@ -151,9 +154,10 @@ async def sync_relay(
         for low, high in windows:
             if negentropy is not None and stats is not None:
                 chunk = _page_limit(policy, max_limit)
-                window = await negentropy.pull(
-                    client, low, high, base=base, chunk=chunk, publish=publish
-                )
+                with tracing.fetch_span(url, "negentropy", low, high):
+                    window = await negentropy.pull(
+                        client, low, high, base=base, chunk=chunk, publish=publish
+                    )
                 requests += window.requests
                 end_reasons.update(window.end_reasons)
                 _count(stats, window.reconciliation, window.fetched)
@@ -276,16 +280,19 @@ async def _pull_page(
     """
     events: list[Event] = []
     unreadable = 0
-    async with client.subscribe([flt]) as subscription:
-        async for received in subscription:
-            key = None if received.event_id is None else received.event_id.encode()
-            value = raw_event_value(codec, client.url, received, SOURCE)
-            await deliveries.send(topic, value, key=key)
-            try:
-                events.append(event_from_object(received.fields))
-            except InvalidEvent:
-                unreadable += 1
-    result = subscription.result
+    with tracing.fetch_span(client.url, "page", flt.since, flt.until) as span:
+        headers = tracing.headers_for_current_span()
+        async with client.subscribe([flt]) as subscription:
+            async for received in subscription:
+                key = None if received.event_id is None else received.event_id.encode()
+                value = raw_event_value(codec, client.url, received, SOURCE)
+                await deliveries.send(topic, value, key=key, headers=headers)
+                try:
+                    events.append(event_from_object(received.fields))
+                except InvalidEvent:
+                    unreadable += 1
+        result = subscription.result
+        span.set_attribute(tracing.END_REASON, str(result.end_reason))
     eose = result.end_reason is EndReason.EOSE
     detail = "" if eose else f"{result.end_reason}: {result.detail}"
     return Page(events, eose=eose, unreadable=unreadable, detail=detail), result

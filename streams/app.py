@@ -20,6 +20,7 @@ from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError
 from bigbrotr.nostr import Event, InvalidEvent
 from bigbrotr.observability.metrics import RECORDS_IN, REJECTS
+from bigbrotr.observability.tracing import headers_for_current_span, record_span
 from streams.aggregates import add_aggregates
 from streams.batches import Batch
 from streams.records import (
@@ -35,9 +36,12 @@ from streams.transactions import StreamApp
 from streams.validate import BatchValidator, Limits
 
 
-def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
+def build_app(
+    settings: Settings, codec: Codec | None = None, validator: BatchValidator | None = None
+) -> StreamApp:
     """A Faust app for these settings; the app id carries the topic prefix so deployments and
-    tests sharing a broker never share consumer groups or changelogs."""
+    tests sharing a broker never share consumer groups or changelogs. `validator` is given by
+    whoever replaces its limits later (SIGHUP)."""
     kafka = settings.kafka
     partitions = kafka.topics["events.raw"].partitions
     app = StreamApp(
@@ -61,7 +65,7 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
         batch_records=settings.streams.batch_records,
     )
     codec = codec or Codec(registry=kafka.schema_registry_url)
-    validator = BatchValidator(
+    validator = validator or BatchValidator(
         Limits.from_settings(settings.streams), settings.streams.validation_threads
     )
 
@@ -84,7 +88,10 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
         if rejected.lookup(source, record_id) is not None:
             return
         key = (record["relay_url"] or "").encode()
-        batch.send(source.message.partition, rejects_name, key, codec.encode("Reject", record))
+        value = codec.encode("Reject", record)
+        batch.send(
+            source.message.partition, rejects_name, key, value, headers=headers_for_current_span()
+        )
         REJECTS.labels(record["stage"], record["reason"]).inc()
         rejected.put(source, record_id, record_id)
 
@@ -95,25 +102,29 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
         except CodecError as exc:
             seen_at = datetime.fromtimestamp(message.timestamp, UTC)
             value = source.value or b""
-            send_reject(batch, source, undecodable_record(str(exc), value, seen_at, message.topic))
+            with record_span(source.headers, source.key):
+                record = undecodable_record(str(exc), value, seen_at, message.topic)
+                send_reject(batch, source, record)
             return None
 
     def accept(batch: Batch, source: EventT[bytes], raw: dict[str, Any], event: Event) -> None:
         partition = source.message.partition
         key = event.id.encode()
+        headers = headers_for_current_span()
         if source.key != key:
-            batch.send(partition, raw_name, key, source.value)
+            batch.send(partition, raw_name, key, source.value, headers=headers)
             return
         record_id = f"{partition}:{source.message.offset}"
         if first_seen.lookup(source, event.id) is None:
-            record = event_record(event, raw["relay_url"], raw["seen_at"])
-            batch.send(partition, events_name, key, codec.encode("Event", record, validated=False))
+            record = codec.encode(
+                "Event", event_record(event, raw["relay_url"], raw["seen_at"]), validated=False
+            )
+            batch.send(partition, events_name, key, record, headers=headers)
             first_seen.put(source, event.id, record_id)
         sighting_id = sighting_key(event.id, raw)
         if sighted.lookup(source, sighting_id) is None:
-            sighting = sighting_record(event.id, raw)
-            value = codec.encode("Sighting", sighting, validated=False)
-            batch.send(partition, sightings_name, key, value)
+            sighting = codec.encode("Sighting", sighting_record(event.id, raw), validated=False)
+            batch.send(partition, sightings_name, key, sighting, headers=headers)
             sighted.put(source, sighting_id, record_id)
 
     @app.agent(raw_topic, name="validate")
@@ -124,10 +135,11 @@ def build_app(settings: Settings, codec: Codec | None = None) -> StreamApp:
             texts = [raw["raw"] for _, raw in readable]
             verdicts = await validator.validate(texts, int(time.time()))
             for (source, raw), verdict in zip(readable, verdicts, strict=True):
-                if isinstance(verdict, InvalidEvent):
-                    send_reject(batch, source, reject_record(verdict, raw))
-                else:
-                    accept(batch, source, raw, verdict)
+                with record_span(source.headers, source.key):
+                    if isinstance(verdict, InvalidEvent):
+                        send_reject(batch, source, reject_record(verdict, raw))
+                    else:
+                        accept(batch, source, raw, verdict)
             raw_in.inc(len(batch.events))
 
     for external in settings.streams.external_topics:

@@ -19,7 +19,9 @@ from typing import Any
 from aiokafka.partitioner import murmur2
 from faust.types import EventT
 
-Record = tuple[bytes | None, bytes | None]
+from bigbrotr.producer import Headers
+
+Record = tuple[bytes | None, bytes | None, Headers | None]
 Destination = tuple[str, int | None]
 
 
@@ -40,13 +42,14 @@ class Batch:
         value: bytes | None,
         *,
         partition: int | None = None,
+        headers: Headers | None = None,
     ) -> None:
         """Queue a record for `topic`, in the transaction of source partition `source`.
 
         Without a `partition` the key chooses it as Kafka's Java client would (murmur2), so
         records about one event id land together whoever wrote them.
         """
-        self._outputs[source][(topic, partition)].append((key, value))
+        self._outputs[source][(topic, partition)].append((key, value, headers))
 
     def outputs(self) -> Iterator[tuple[int, str, int | None, list[Record]]]:
         """(source partition, topic, destination partition or None, records) to send."""

@@ -303,11 +303,12 @@ class BatchProducer(aiokafka_driver.Producer):
             raise ProducerSendError(f"no transactional producer {transactional_id}")
         async with self._trn_locks[transactional_id]:
             builder = producer.create_batch()
-            for key, value in records:
-                if builder.append(key=key, value=value, timestamp=None) is None:
+            for key, value, headers in records:
+                record = {"key": key, "value": value, "timestamp": None, "headers": headers or []}
+                if builder.append(**record) is None:
                     await producer.send_batch(builder, topic, partition=partition)
                     builder = producer.create_batch()
-                    if builder.append(key=key, value=value, timestamp=None) is None:
+                    if builder.append(**record) is None:
                         raise ProducerSendError(
                             f"a record of {len(value or b'')} bytes is larger than a batch may be"
                         )

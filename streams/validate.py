@@ -93,7 +93,8 @@ class BatchValidator:
     """Validates a batch on `threads` threads, so signatures are checked on every core.
 
     The signature check, most of the cost, runs in libsecp256k1 with the GIL released; the
-    event loop meanwhile keeps fetching and producing. `limits` may be replaced at any time.
+    event loop meanwhile keeps fetching and producing. `limits` may be replaced at any time
+    (SIGHUP): the next batch is checked against the new ones.
     """
 
     def __init__(self, limits: Limits, threads: int) -> None:

@@ -3,7 +3,8 @@
 Faust's own stop can stall (waiting on a consumer that never drains). On SIGTERM or SIGINT we ask
 it to stop and start a watchdog: past `streams.shutdown_timeout_s` the process exits hard. That is
 safe: the broker aborts the unfinished transaction and the record is processed again on the next
-start (see `streams.transactions`).
+start (see `streams.transactions`). SIGHUP reads the settings file again and hands the validator
+its new limits (`streams.max_*`, `max_future_skew_s`) from the next batch on.
 """
 
 from __future__ import annotations
@@ -11,17 +12,28 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import faust
 
 from bigbrotr.config import Settings
+from bigbrotr.reload import reload_on_sighup
 from streams.app import build_app
+from streams.validate import BatchValidator, Limits
 
 log = logging.getLogger("bigbrotr.worker")
 
 
 class _Worker(faust.Worker):
     shutdown_timeout_s: float = 8.0
+    on_signals_installed: Callable[[], None] | None = None
+
+    def install_signal_handlers(self) -> None:
+        """Faust's handlers, then ours: called with the worker's event loop running."""
+        super().install_signal_handlers()
+        if self.on_signals_installed is not None:
+            self.on_signals_installed()
 
     def _arm_watchdog(self) -> None:
         def expire() -> None:
@@ -48,10 +60,20 @@ class _Worker(faust.Worker):
         super()._on_sigint()
 
 
-def run_worker(settings: Settings) -> None:
-    """Block until stopped by a signal."""
+def run_worker(settings: Settings, config: Path | None = None) -> None:
+    """Block until stopped by a signal; SIGHUP reads `config` again."""
     settings.streams.data_dir.mkdir(parents=True, exist_ok=True)
-    app = build_app(settings)
+    validator = BatchValidator(
+        Limits.from_settings(settings.streams), settings.streams.validation_threads
+    )
+    app = build_app(settings, validator=validator)
     worker = _Worker(app, loglevel=settings.log_level, quiet=True)
     worker.shutdown_timeout_s = settings.streams.shutdown_timeout_s
+    running = [settings]
+
+    def reload(new: Settings) -> None:
+        running[0] = new
+        validator.limits = Limits.from_settings(new.streams)
+
+    worker.on_signals_installed = lambda: reload_on_sighup(config, lambda: running[0], reload)
     worker.execute_from_commandline()

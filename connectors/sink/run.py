@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from bigbrotr.observability import tracing
 from bigbrotr.observability.metrics import RECORDS_IN, SINK_BATCH_RECORDS, SINK_BATCH_SECONDS
 from connectors.sink.database import Database
 from connectors.sink.load import BatchLoader, PreparedBatch
@@ -26,6 +27,7 @@ from connectors.sink.source import Source
 log = logging.getLogger("bigbrotr.sink")
 
 POLL_S = 0.2
+BATCH_SIZE = "messaging.batch.message_count"
 
 
 @dataclass
@@ -112,9 +114,13 @@ class SinkLoop:
         expected = dict(self.source.expected)
         started = time.monotonic()
         try:
-            written = await self._until_stop_deadline(
-                self.database.run(lambda conn: self.loader.write(conn, batch, expected))
-            )
+            # The span ends when the rows (and the offsets) have committed, or rolled back.
+            with tracing.batch_span(
+                "write", (message.headers() for message in messages), {BATCH_SIZE: len(messages)}
+            ):
+                written = await self._until_stop_deadline(
+                    self.database.run(lambda conn: self.loader.write(conn, batch, expected))
+                )
             if not written:
                 log.warning(
                     "stop deadline reached mid-batch: rolled back %d records", len(messages)

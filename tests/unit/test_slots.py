@@ -106,6 +106,34 @@ async def test_a_cancelled_waiter_gives_its_turn_away() -> None:
     assert slots.waiting == 0
 
 
+async def test_resizing_grants_waiters_at_once_and_narrows_as_slots_are_released() -> None:
+    slots = PullSlots(1, {CLEAR: 1})
+    got: list[str] = []
+    holders = [Holder(slots, name, CLEAR, got) for name in ("a", "b", "c")]
+    await settle()
+    assert got == ["a"]
+
+    slots.resize(3, {CLEAR: 3})
+    await settle()
+    assert got == ["a", "b", "c"], "wider bounds grant the waiters without a release"
+
+    slots.resize(1, {CLEAR: 1})
+    late = Holder(slots, "late", CLEAR, got)
+    await settle()
+    await holders[0].finish()
+    await holders[1].finish()
+    await settle()
+    assert got == ["a", "b", "c"], "two of three held slots were released: still over one"
+    await holders[2].finish()
+    await settle()
+    assert got == ["a", "b", "c", "late"]
+    await late.finish()
+    assert slots.busy == {}
+
+
 def test_bounds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         PullSlots(0, {CLEAR: 1})
+    slots = PullSlots(1, {CLEAR: 1})
+    with pytest.raises(ValueError, match="at least 1"):
+        slots.resize(2, {CLEAR: 0})
