@@ -397,12 +397,6 @@ class StreamSettings(_Section):
         description="How long a worker that stopped answering keeps its partitions before the "
         "others take them over",
     )
-    producer_linger_ms: int = Field(
-        default=10,
-        ge=0,
-        le=1000,
-        description="How long output records wait to share a request; the commit flushes them",
-    )
     batch_records: int = Field(
         default=1000,
         ge=1,
@@ -410,12 +404,12 @@ class StreamSettings(_Section):
         description="Most records an agent takes at once: already fetched ones are processed "
         "together, under one lock and with one send per destination partition",
     )
-    validation_threads: int = Field(
-        default=2,
+    batch_linger_ms: int = Field(
+        default=5,
         ge=0,
-        le=64,
-        description="Threads checking a batch's signatures, which run outside the GIL; 0 checks "
-        "them in the event loop",
+        le=1000,
+        description="How long a batch smaller than batch_records waits once for more records "
+        "to arrive before it is processed",
     )
 
 

@@ -45,19 +45,15 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
 
     def source(name: str) -> tuple[faust.TopicT, int]:
         partitions = kafka.topics[name].partitions
-        topic = app.topic(kafka.topic(name), key_serializer="raw", value_serializer="raw")
+        topic = app.raw_topic(kafka.topic(name))
         return topic, partitions
 
     events_topic, events_partitions = source("events")
     sightings_topic, sightings_partitions = source("sightings")
     probes_topic, probes_partitions = source("probes")
-    rejects_topic = app.topic(kafka.topic("rejects"), key_serializer="raw", value_serializer="raw")
-    increments_topic = app.topic(
-        f"{app.conf.id}-{INCREMENTS_TOPIC}",
-        internal=True,
-        partitions=events_partitions,
-        key_serializer="raw",
-        value_serializer="raw",
+    rejects_name = kafka.topic("rejects")
+    increments_topic = app.raw_topic(
+        f"{app.conf.id}-{INCREMENTS_TOPIC}", internal=True, partitions=events_partitions
     )
     counted = app.record_table("aggregate-counted", partitions=events_partitions)
     relay_counted = app.record_table("aggregate-relay-counted", partitions=sightings_partitions)
@@ -69,10 +65,7 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
     health = app.record_table(HEALTH_TABLE, partitions=probes_partitions, key_type=bytes)
     windows = HealthWindows.from_settings(settings.streams)
 
-    rejects_name, increments_name = (
-        rejects_topic.get_topic_name(),
-        increments_topic.get_topic_name(),
-    )
+    increments_name = increments_topic.get_topic_name()
 
     def dead_letter(batch: Batch, source: EventT[bytes], detail: str) -> None:
         message = source.message

@@ -56,24 +56,19 @@ def build_app(
         web_enabled=False,
         autodiscover=False,
         producer_acks=-1,
-        # Sends only queue a record; the commit waits for them. A short linger batches a
-        # transaction's records into few requests instead of one request each.
-        producer_linger=settings.streams.producer_linger_ms / 1000,
-        # Agents hand the producer whole batches per partition: let a request carry them.
+        # Agents hand the producer whole record batches per partition: they leave at once (no
+        # linger), and a request may carry a large one.
+        producer_linger=0.0,
         producer_max_batch_size=512 * 1024,
         broker_session_timeout=settings.streams.session_timeout_s,
         batch_records=settings.streams.batch_records,
+        batch_linger_s=settings.streams.batch_linger_ms / 1000,
     )
     codec = codec or Codec(registry=kafka.schema_registry_url)
-    validator = validator or BatchValidator(
-        Limits.from_settings(settings.streams), settings.streams.validation_threads
-    )
-
-    def topic(name: str, **extra: Any) -> faust.TopicT:
-        return app.topic(kafka.topic(name), key_serializer="raw", value_serializer="raw", **extra)
+    validator = validator or BatchValidator(Limits.from_settings(settings.streams))
 
     raw_in = RECORDS_IN.labels(kafka.topic("events.raw"))
-    raw_topic = topic("events.raw", partitions=partitions)
+    raw_topic = app.raw_topic(kafka.topic("events.raw"), partitions=partitions)
     raw_name, events_name, sightings_name, rejects_name = (
         kafka.topic(name) for name in ("events.raw", "events", "sightings", "rejects")
     )
@@ -133,7 +128,7 @@ def build_app(
             decoded = [(source, decode(batch, source)) for source in batch.events]
             readable = [(source, raw) for source, raw in decoded if raw is not None]
             texts = [raw["raw"] for _, raw in readable]
-            verdicts = await validator.validate(texts, int(time.time()))
+            verdicts = validator.validate(texts, int(time.time()))
             for (source, raw), verdict in zip(readable, verdicts, strict=True):
                 with record_span(source.headers, source.key):
                     if isinstance(verdict, InvalidEvent):
@@ -150,7 +145,7 @@ def build_app(
 
 def _bridge_external(app: StreamApp, name: str, raw_name: str, codec: Codec) -> None:
     """Plain event JSON from another system's topic enters `events.raw` keyed by its claimed id."""
-    source_topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+    source_topic = app.raw_topic(name)
 
     @app.agent(source_topic, name=f"external-{name}")
     async def bridge(stream: faust.StreamT[bytes]) -> None:

@@ -30,17 +30,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaProducer
 from faust.exceptions import ProducerSendError
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables import Table
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, AppT, EventT
+from faust.types import TP, AppT, EventT, Message
 from faust.types.transports import TransportT
 
 from bigbrotr.observability.metrics import RECORDS_OUT
@@ -72,17 +73,24 @@ class RecordBoundary:
         meanwhile: a rebalance waits for it (Faust waits for unacked records). Records fetched
         before a rebalance or a seek are dropped; they are read again from the committed offsets.
         """
-        most = self.app.batch_records
+        most, linger = self.app.batch_records, self.app.batch_linger_s
         queue = cast(faust.ChannelT[Any], stream.channel).queue
         pending: list[EventT[Any]] = []
+        lingered = False
         generation = self.progress.generation
         async for event in stream.events():
             if generation != self.progress.generation:
                 pending.clear()
                 generation = self.progress.generation
             pending.append(event)
+            if len(pending) < most and queue.empty() and not lingered and linger:
+                # Records come from the fetcher in bursts: a short wait saves sending and
+                # committing a handful of records at a time.
+                await asyncio.sleep(linger)
+                lingered = True
             if len(pending) < most and not queue.empty():
                 continue
+            lingered = False
             async with self.lock:
                 admitted = [] if generation != self.progress.generation else pending
                 batch = Batch([event for event in admitted if await self._admit(event)])
@@ -98,14 +106,18 @@ class RecordBoundary:
         transactions = cast(SourceTransactions, self.app.consumer.transactions)
         topic = batch.events[0].message.topic
         for source, destination, partition, records in batch.outputs():
-            transactional_id = transactions.transactional_id(TP(topic, source))
+            transactional_id = (
+                transactions.transactional_id(TP(topic, source))
+                if self.app.in_transaction
+                else None
+            )
             if partition is None:
                 partitions = await producer.partition_count(destination)
                 grouped = by_partition(records, partitions)
             else:
                 grouped = {partition: records}
             for chosen, grouped_records in grouped.items():
-                await producer.send_records(transactional_id, destination, chosen, grouped_records)
+                producer.queue_records(transactional_id, destination, chosen, grouped_records)
             RECORDS_OUT.labels(destination).inc(len(records))
         for event in batch.events:
             self.progress.done(event.message.tp, event.message.offset)
@@ -130,9 +142,12 @@ class StreamApp(faust.App):
 
     boundary: RecordBoundary
 
-    def __init__(self, *args: Any, batch_records: int = 1000, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, batch_records: int = 1000, batch_linger_s: float = 0.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.batch_records = batch_records
+        self.batch_linger_s = batch_linger_s
         self.boundary = RecordBoundary(self)
 
     def _new_transport(self) -> TransportT:
@@ -141,6 +156,10 @@ class StreamApp(faust.App):
         transport.Consumer = StableOffsetConsumer  # type: ignore[misc]
         transport.Producer = BatchProducer  # type: ignore[misc]
         return transport
+
+    def raw_topic(self, name: str, **options: Any) -> faust.TopicT:
+        """A topic whose records reach agents as the bytes Kafka holds."""
+        return self.topic(name, schema=RawSchema(), **options)
 
     def record_table(
         self, name: str, *, partitions: int, key_type: type[str | bytes] = str
@@ -155,6 +174,19 @@ class StreamApp(faust.App):
         self.tables.add(table)
         self.boundary.tables.append(table)
         return table
+
+
+class RawSchema(faust.Schema[bytes, bytes]):
+    """Keys and values as the bytes Kafka holds: an event per record without Faust's codec
+    lookups, a large part of its per-record cost."""
+
+    def compile(self, app: AppT, **_: Any) -> Callable[..., Awaitable[EventT[Any]]]:
+        event_class = cast(Callable[..., EventT[Any]], app.conf.Event)
+
+        async def decode(message: Message, *, propagate: bool = False) -> EventT[Any]:
+            return event_class(app, message.key, message.value, message.headers, message)
+
+        return decode
 
 
 class StableOffsetConsumer(aiokafka_driver.Consumer):
@@ -243,6 +275,7 @@ class StableOffsetConsumer(aiokafka_driver.Consumer):
             self._acked_index.clear()
             if not offsets:
                 return False
+            await cast(BatchProducer, self.app.producer).flush_queued()
             if self.app.in_transaction:
                 committed = await self.transactions.commit(
                     offsets, start_new_transaction=start_new_transaction
@@ -284,36 +317,85 @@ class _StableOffsetThread(aiokafka_driver.AIOKafkaConsumerThread):
 
 
 class BatchProducer(aiokafka_driver.Producer):
-    """Faust's producer, plus sending many records to one partition as record batches."""
+    """Faust's producer, plus sending many records to one partition as record batches, in the
+    background: a batch handed to aiokafka waits until the partition's previous one left, and
+    the agent need not wait with it. A commit first waits for everything queued."""
 
-    _partition_counts: dict[str, int]
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._partition_counts: dict[str, int] = {}
+        self._queued: dict[tuple[str | None, str, int], asyncio.Future[None]] = {}
 
     async def partition_count(self, topic: str) -> int:
-        counts = self.__dict__.setdefault("_partition_counts", {})
-        if topic not in counts:
-            counts[topic] = len(await self._ensure_producer().partitions_for(topic))
-        return cast(int, counts[topic])
+        if topic not in self._partition_counts:
+            partitions = await self._ensure_producer().partitions_for(topic)
+            self._partition_counts[topic] = len(partitions)
+        return self._partition_counts[topic]
+
+    def queue_records(
+        self, transactional_id: str | None, topic: str, partition: int, records: list[Record]
+    ) -> None:
+        """Send `records` after those queued before for the same partition and transaction
+        (None: no transaction, at-least-once)."""
+        key = (transactional_id, topic, partition)
+        before = self._queued.get(key)
+        self._queued[key] = asyncio.ensure_future(
+            self._send_after(before, transactional_id, topic, partition, records)
+        )
+
+    async def flush_queued(self) -> None:
+        """Wait until every queued record is in its transaction; a failed send raises here."""
+        queued, self._queued = self._queued, {}
+        await asyncio.gather(*queued.values())
+
+    async def cancel_queued(self) -> None:
+        """Drop what is still queued: its transactions are about to be aborted."""
+        queued, self._queued = self._queued, {}
+        for future in queued.values():
+            future.cancel()
+        await asyncio.gather(*queued.values(), return_exceptions=True)
+
+    async def _send_after(
+        self,
+        before: asyncio.Future[None] | None,
+        transactional_id: str | None,
+        topic: str,
+        partition: int,
+        records: list[Record],
+    ) -> None:
+        if before is not None:
+            await before
+        await self.send_records(transactional_id, topic, partition, records)
 
     async def send_records(
-        self, transactional_id: str, topic: str, partition: int, records: Iterable[Record]
+        self, transactional_id: str | None, topic: str, partition: int, records: Iterable[Record]
     ) -> None:
-        """Queue `records` in the transaction `transactional_id`; its commit waits for them."""
+        """Add `records` to the transaction `transactional_id`; its commit waits for them."""
+        if transactional_id is None:
+            await self._send_batches(self._ensure_producer(), topic, partition, records)
+            return
         producer = self._transaction_producers.get(transactional_id)
         if producer is None:
             raise ProducerSendError(f"no transactional producer {transactional_id}")
         async with self._trn_locks[transactional_id]:
-            builder = producer.create_batch()
-            for key, value, headers in records:
-                record = {"key": key, "value": value, "timestamp": None, "headers": headers or []}
-                if builder.append(**record) is None:
-                    await producer.send_batch(builder, topic, partition=partition)
-                    builder = producer.create_batch()
-                    if builder.append(**record) is None:
-                        raise ProducerSendError(
-                            f"a record of {len(value or b'')} bytes is larger than a batch may be"
-                        )
-            if builder.record_count():
+            await self._send_batches(producer, topic, partition, records)
+
+    @staticmethod
+    async def _send_batches(
+        producer: AIOKafkaProducer, topic: str, partition: int, records: Iterable[Record]
+    ) -> None:
+        builder = producer.create_batch()
+        for key, value, headers in records:
+            record = {"key": key, "value": value, "timestamp": None, "headers": headers or []}
+            if builder.append(**record) is None:
                 await producer.send_batch(builder, topic, partition=partition)
+                builder = producer.create_batch()
+                if builder.append(**record) is None:
+                    raise ProducerSendError(
+                        f"a record of {len(value or b'')} bytes is larger than a batch may be"
+                    )
+        if builder.record_count():
+            await producer.send_batch(builder, topic, partition=partition)
 
 
 class SourceTransactions(TransactionManager):
@@ -332,6 +414,7 @@ class SourceTransactions(TransactionManager):
     async def on_rebalance(
         self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
     ) -> None:
+        await cast(BatchProducer, self.app.producer).cancel_queued()
         await self._stop_transactions(self._open_tids)
         for table in _boundary(self.app).tables:
             table.forget_uncommitted()

@@ -7,9 +7,7 @@ is most of the cost.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bigbrotr.config import StreamSettings
@@ -90,28 +88,15 @@ def validate_each(texts: Sequence[bytes], limits: Limits, now: int) -> list[Even
 
 
 class BatchValidator:
-    """Validates a batch on `threads` threads, so signatures are checked on every core.
+    """Validates a batch against the limits in force; SIGHUP replaces `limits`, and the next
+    batch is checked against the new ones.
 
-    The signature check, most of the cost, runs in libsecp256k1 with the GIL released; the
-    event loop meanwhile keeps fetching and producing. `limits` may be replaced at any time
-    (SIGHUP): the next batch is checked against the new ones.
+    In the event loop on purpose: on threads, each signature check hands the GIL back and has
+    to win it again from the Kafka consumer's thread, which measured slower than one thread.
     """
 
-    def __init__(self, limits: Limits, threads: int) -> None:
+    def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self._threads = threads
-        self._pool = ThreadPoolExecutor(threads, "validate") if threads else None
 
-    async def validate(self, texts: Sequence[bytes], now: int) -> list[Event | InvalidEvent]:
-        if self._pool is None:
-            return validate_each(texts, self.limits, now)
-        loop = asyncio.get_running_loop()
-        size = -(-len(texts) // self._threads)
-        chunks = [texts[start : start + size] for start in range(0, len(texts), size)]
-        verdicts = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._pool, validate_each, chunk, self.limits, now)
-                for chunk in chunks
-            )
-        )
-        return [verdict for chunk_verdicts in verdicts for verdict in chunk_verdicts]
+    def validate(self, texts: Sequence[bytes], now: int) -> list[Event | InvalidEvent]:
+        return validate_each(texts, self.limits, now)

@@ -63,9 +63,7 @@ class _Worker(faust.Worker):
 def run_worker(settings: Settings, config: Path | None = None) -> None:
     """Block until stopped by a signal; SIGHUP reads `config` again."""
     settings.streams.data_dir.mkdir(parents=True, exist_ok=True)
-    validator = BatchValidator(
-        Limits.from_settings(settings.streams), settings.streams.validation_threads
-    )
+    validator = BatchValidator(Limits.from_settings(settings.streams))
     app = build_app(settings, validator=validator)
     worker = _Worker(app, loglevel=settings.log_level, quiet=True)
     worker.shutdown_timeout_s = settings.streams.shutdown_timeout_s
