@@ -25,7 +25,14 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError
 from streams.batches import Batch
-from streams.counts import COUNT_TABLES, PER_RELAY, Increment, event_counts, relay_key
+from streams.counts import (
+    COUNT_TABLES,
+    PER_RELAY,
+    Increment,
+    IncrementTally,
+    event_counts,
+    relay_key,
+)
 from streams.health import HealthWindows, apply_probe
 from streams.records import undecodable_record
 from streams.transactions import StreamApp
@@ -35,6 +42,7 @@ INCREMENTS_TOPIC = "aggregate-increments"
 STAGE = "aggregates"
 
 Step = Callable[[Batch, EventT[bytes]], None]
+Finish = Callable[[Batch], None]
 
 
 def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
@@ -82,14 +90,15 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
             dead_letter(batch, source, str(exc))
             return None
 
-    def send(batch: Batch, source: EventT[bytes], increments: list[Increment]) -> None:
-        for increment in increments:
-            batch.send(
-                source.message.partition,
-                increments_name,
-                increment.message_key(),
-                increment.to_bytes(),
-            )
+    tally = IncrementTally()
+
+    def count_later(source: EventT[bytes], increments: list[Increment]) -> None:
+        tally.add(source.message.partition, increments)
+
+    def send_tally(batch: Batch) -> None:
+        """The batch's increments, summed: a kind or a day counts many events at once."""
+        for partition, increment in tally.drain():
+            batch.send(partition, increments_name, increment.message_key(), increment.to_bytes())
 
     def record_id(source: EventT[bytes]) -> str:
         return f"{source.message.partition}:{source.message.offset}"
@@ -97,7 +106,7 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
     def count_event(batch: Batch, source: EventT[bytes]) -> None:
         event = decoded(batch, "Event", source)
         if event is not None and counted.lookup(source, event["id"]) is None:
-            send(batch, source, event_counts(event))
+            count_later(source, event_counts(event))
             counted.put(source, event["id"], record_id(source))
 
     def count_sighting(batch: Batch, source: EventT[bytes]) -> None:
@@ -106,7 +115,7 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
             return
         key = relay_key(sighting["event_id"], sighting["relay_url"])
         if relay_counted.lookup(source, key) is None:
-            send(batch, source, [Increment(PER_RELAY, sighting["relay_url"])])
+            count_later(source, [Increment(PER_RELAY, sighting["relay_url"])])
             relay_counted.put(source, key, record_id(source))
 
     def count(batch: Batch, source: EventT[bytes]) -> None:
@@ -115,7 +124,7 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
             dead_letter(batch, source, "not an aggregate increment")
             return
         table, key = counts[increment.table], increment.key.encode()
-        table.put(source, key, (table.lookup(source, key) or 0) + 1)
+        table.put(source, key, (table.lookup(source, key) or 0) + increment.by)
 
     def add_probe(batch: Batch, source: EventT[bytes]) -> None:
         probe = decoded(batch, "RelayProbe", source)
@@ -123,22 +132,27 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
             relay = probe["relay_url"].encode()
             health.put(source, relay, apply_probe(health.lookup(source, relay), probe, windows))
 
-    agents: tuple[tuple[faust.TopicT, str, Step], ...] = (
-        (events_topic, "count-events", count_event),
-        (sightings_topic, "count-sightings", count_sighting),
-        (increments_topic, "count", count),
-        (probes_topic, "relay-health", add_probe),
+    agents: tuple[tuple[faust.TopicT, str, Step, Finish | None], ...] = (
+        (events_topic, "count-events", count_event, send_tally),
+        (sightings_topic, "count-sightings", count_sighting, send_tally),
+        (increments_topic, "count", count, None),
+        (probes_topic, "relay-health", add_probe, None),
     )
-    for topic, name, step in agents:
-        app.agent(topic, name=name)(_each_record(app, step))
+    for topic, name, step, finish in agents:
+        app.agent(topic, name=name)(_each_record(app, step, finish))
 
 
-def _each_record(app: StreamApp, step: Step) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
-    """An agent body running `step` on each record of each batch, inside the record boundary."""
+def _each_record(
+    app: StreamApp, step: Step, finish: Finish | None
+) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
+    """An agent body running `step` on each record of each batch, then `finish` on the batch,
+    inside the record boundary (one batch at a time holds it, so a shared tally is safe)."""
 
     async def agent(stream: faust.StreamT[bytes]) -> None:
         async for batch in app.boundary.batches(stream):
             for source in batch.events:
                 step(batch, source)
+            if finish is not None:
+                finish(batch)
 
     return agent

@@ -8,6 +8,7 @@ topic, where one partition owns each key and so each key's count lives in one ta
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +22,11 @@ COUNT_TABLES = (PER_KIND, PER_PUBKEY, PER_DAY, PER_RELAY)
 
 @dataclass(frozen=True)
 class Increment:
-    """One distinct event adds one to `table[key]`."""
+    """`by` distinct events add `by` to `table[key]` (a batch's events sum up in one)."""
 
     table: str
     key: str
+    by: int = 1
 
     def message_key(self) -> bytes:
         return f"{self.table}:{self.key}".encode()
@@ -42,7 +44,26 @@ class Increment:
             return None
         if type(increment.table) is not str or type(increment.key) is not str:
             return None
+        if type(increment.by) is not int or increment.by < 1:
+            return None
         return increment if increment.table in COUNT_TABLES else None
+
+
+class IncrementTally:
+    """A batch's increments summed per source partition, table and key: one message each."""
+
+    def __init__(self) -> None:
+        self._sums: Counter[tuple[int, str, str]] = Counter()
+
+    def add(self, partition: int, increments: list[Increment]) -> None:
+        for increment in increments:
+            self._sums[(partition, increment.table, increment.key)] += increment.by
+
+    def drain(self) -> list[tuple[int, Increment]]:
+        sums, self._sums = self._sums, Counter()
+        return [
+            (partition, Increment(table, key, by)) for (partition, table, key), by in sums.items()
+        ]
 
 
 def event_counts(event: dict[str, Any]) -> list[Increment]:

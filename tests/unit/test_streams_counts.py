@@ -10,6 +10,7 @@ from streams.counts import (
     PER_PUBKEY,
     PER_RELAY,
     Increment,
+    IncrementTally,
     event_counts,
     relay_key,
     utc_day,
@@ -61,3 +62,28 @@ def test_anything_else_on_the_increments_topic_is_refused(value: bytes) -> None:
 
 def test_an_event_counts_once_per_relay() -> None:
     assert relay_key("cd" * 32, "wss://a.example") == f"{'cd' * 32}|wss://a.example"
+
+
+def test_a_batch_sums_its_increments_per_partition_table_and_key() -> None:
+    tally = IncrementTally()
+    tally.add(0, [Increment(PER_KIND, "1"), Increment(PER_RELAY, "wss://a.example")])
+    tally.add(0, [Increment(PER_KIND, "1")])
+    tally.add(1, [Increment(PER_KIND, "1")])
+    assert sorted(tally.drain(), key=repr) == sorted(
+        [
+            (0, Increment(PER_KIND, "1", by=2)),
+            (0, Increment(PER_RELAY, "wss://a.example")),
+            (1, Increment(PER_KIND, "1")),
+        ],
+        key=repr,
+    )
+    assert tally.drain() == []
+
+
+def test_an_increment_without_a_count_adds_one_and_a_bad_count_is_refused() -> None:
+    assert Increment.from_bytes(b'{"table":"events-per-kind","key":"1"}') == Increment(
+        PER_KIND, "1"
+    )
+    for by in ("0", "-1", '"2"', "1.5", "true"):
+        value = f'{{"table":"events-per-kind","key":"1","by":{by}}}'.encode()
+        assert Increment.from_bytes(value) is None
