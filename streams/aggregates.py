@@ -148,11 +148,13 @@ def _each_record(
     """An agent body running `step` on each record of each batch, then `finish` on the batch,
     inside the record boundary (one batch at a time holds it, so a shared tally is safe)."""
 
+    def handle(batch: Batch) -> None:
+        for source in batch.events:
+            step(batch, source)
+        if finish is not None:
+            finish(batch)
+
     async def agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in app.boundary.batches(stream):
-            for source in batch.events:
-                step(batch, source)
-            if finish is not None:
-                finish(batch)
+        await app.boundary.process(stream, handle)
 
     return agent

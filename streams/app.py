@@ -122,20 +122,22 @@ def build_app(
             batch.send(partition, sightings_name, key, sighting, headers=headers)
             sighted.put(source, sighting_id, record_id)
 
+    def validate_batch(batch: Batch) -> None:
+        decoded = [(source, decode(batch, source)) for source in batch.events]
+        readable = [(source, raw) for source, raw in decoded if raw is not None]
+        texts = [raw["raw"] for _, raw in readable]
+        verdicts = validator.validate(texts, int(time.time()))
+        for (source, raw), verdict in zip(readable, verdicts, strict=True):
+            with record_span(source.headers, source.key):
+                if isinstance(verdict, InvalidEvent):
+                    send_reject(batch, source, reject_record(verdict, raw))
+                else:
+                    accept(batch, source, raw, verdict)
+        raw_in.inc(len(batch.events))
+
     @app.agent(raw_topic, name="validate")
     async def validate_raw(stream: faust.StreamT[bytes]) -> None:
-        async for batch in app.boundary.batches(stream):
-            decoded = [(source, decode(batch, source)) for source in batch.events]
-            readable = [(source, raw) for source, raw in decoded if raw is not None]
-            texts = [raw["raw"] for _, raw in readable]
-            verdicts = validator.validate(texts, int(time.time()))
-            for (source, raw), verdict in zip(readable, verdicts, strict=True):
-                with record_span(source.headers, source.key):
-                    if isinstance(verdict, InvalidEvent):
-                        send_reject(batch, source, reject_record(verdict, raw))
-                    else:
-                        accept(batch, source, raw, verdict)
-            raw_in.inc(len(batch.events))
+        await app.boundary.process(stream, validate_batch)
 
     for external in settings.streams.external_topics:
         _bridge_external(app, external, raw_name, codec)
@@ -147,12 +149,14 @@ def _bridge_external(app: StreamApp, name: str, raw_name: str, codec: Codec) -> 
     """Plain event JSON from another system's topic enters `events.raw` keyed by its claimed id."""
     source_topic = app.raw_topic(name)
 
+    def bridge_batch(batch: Batch) -> None:
+        for source in batch.events:
+            seen_at = datetime.fromtimestamp(source.message.timestamp, UTC)
+            value: bytes = source.value or b""
+            record = external_raw_record(value, name, seen_at)
+            encoded = codec.encode("RawEvent", record, validated=False)
+            batch.send(source.message.partition, raw_name, claimed_id(value), encoded)
+
     @app.agent(source_topic, name=f"external-{name}")
     async def bridge(stream: faust.StreamT[bytes]) -> None:
-        async for batch in app.boundary.batches(stream):
-            for source in batch.events:
-                seen_at = datetime.fromtimestamp(source.message.timestamp, UTC)
-                value: bytes = source.value or b""
-                record = external_raw_record(value, name, seen_at)
-                encoded = codec.encode("RawEvent", record, validated=False)
-                batch.send(source.message.partition, raw_name, claimed_id(value), encoded)
+        await app.boundary.process(stream, bridge_batch)

@@ -17,18 +17,20 @@ rebalance:
   partitions keep the read and ack bookkeeping of the aborted generation: records are then
   dropped as already read, or a hole in the acks stops every later commit of a partition.
 
-So: every send made while processing a record joins the transaction of that record's source
-partition, and every producer is renewed at a rebalance (`SourceTransactions`); tables publish
-their changes with the record that made them (`RecordTable`); and a commit waits for the record
-in progress to finish and chooses its offsets after it (`RecordBoundary`); recovery asks the
-broker for the last stable offsets, and stream partitions resume only after their seek
-(`StableOffsetConsumer`), with their bookkeeping reset at every rebalance.
+So agents process records a batch at a time (`RecordBoundary`): every output of a record joins
+the transaction of the record's source partition (`Batch`, `BatchProducer`), and every producer
+is renewed at a rebalance (`SourceTransactions`); tables publish their changes with the batch
+that made them (`RecordTable`); a commit waits for the batch in progress and for its queued
+sends, and chooses its offsets after them; recovery asks the broker for the last stable offsets,
+and stream partitions resume only after their seek (`StableOffsetConsumer`), with their
+bookkeeping reset at every rebalance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -49,6 +51,7 @@ from streams.batches import Batch, Record, by_partition
 from streams.progress import Admission, Progress, hole_is_empty
 
 log = logging.getLogger("bigbrotr.worker")
+EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
 
 
 class RecordBoundary:
@@ -65,7 +68,24 @@ class RecordBoundary:
         self.progress = Progress()
         self._bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
 
-    async def batches(self, stream: faust.StreamT[Any]) -> AsyncIterator[Batch]:
+    async def process(self, stream: faust.StreamT[Any], handle: Callable[[Batch], None]) -> None:
+        """Run `handle` on each batch of the stream; an error in it stops the process.
+
+        A batch that failed half-way has claimed table keys and advanced offsets that its
+        unsent output does not back. Exiting lets the broker abort the open transactions, and
+        the restarted worker (the supervisor restarts it) processes the batch again from the
+        committed offsets, with only committed table state.
+        """
+        async for batch in self._batches(stream):
+            try:
+                handle(batch)
+            except Exception:
+                log.critical("processing a batch failed; exiting so it is processed again")
+                log.exception("the failure")
+                logging.shutdown()
+                os._exit(EXIT_BATCH_FAILED)
+
+    async def _batches(self, stream: faust.StreamT[Any]) -> AsyncIterator[Batch]:
         """The stream's records in offset order, as batches of those already fetched, each
         processed under the boundary's lock; what a batch queued is sent when it is done.
 
