@@ -2,7 +2,8 @@
 
 A cycle pulls what the cursor leaves open (newest first, in windows that start at
 `sync.first_chunk_s` and double, publishing the cursor after each, so a stop or a lost assignment
-costs at most one window), then holds a live REQ (`since` the newest settled second, no `until`)
+costs at most one window; what one window learned of the relay's answers saves the next one the
+probe requests), then holds a live REQ (`since` the newest settled second, no `until`)
 and publishes each event as it arrives. The live REQ is renewed every `sync.live_session_s`:
 the next cycle pulls the history since it began, which moves the cursor forward. After any
 failure (a dropped connection, a timeout, a refused REQ) the relay waits out a jittered backoff,
@@ -30,7 +31,7 @@ from connectors.backoff import Backoff, CircuitBreaker
 from connectors.client import ClientLimits, EndReason, RelayClient
 from connectors.negentropy_pull import NegentropyPuller, negentropy_limits
 from connectors.slots import PullSlots
-from connectors.sync import Coverage, Gap, SyncPolicy
+from connectors.sync import Coverage, Gap, RelayCap, SyncPolicy
 from connectors.synchronizer import load_cursor, raw_event_value, sync_relay
 
 log = logging.getLogger("bigbrotr.sync")
@@ -185,15 +186,18 @@ class RelayFollower:
         windows = cursor.next_windows(int(time.time()), self._settings.sync.history_since)
         if not full and cursor.span is not None:
             windows = windows[:1]
+        # Learned afresh each cycle: a relay's cap may change between live sessions.
+        cap = RelayCap()
         for low, high in windows:
             for since, until in history_windows(low, high, self._chunk_s):
-                failure = await self._pull(since, until)
+                failure, cap = await self._pull(since, until, cap)
                 if failure is not None:
                     return failure
         self._edge = None if self._cursor is None else self._cursor.complete_until
         return None
 
-    async def _pull(self, since: int, until: int) -> str | None:
+    async def _pull(self, since: int, until: int, cap: RelayCap) -> tuple[str | None, RelayCap]:
+        """Pull one window; why it failed (None when it did not), and the cap learned so far."""
         settings, sync = self._settings, self._settings.sync
         max_limit = await self._context.max_limit(self.relay.url)
         async with self._context.slots.hold(self.relay.network, priority=self.priority):
@@ -213,18 +217,19 @@ class RelayFollower:
                         allow=settings.connectors.allow,
                         limits=ClientLimits(connect_timeout=sync.connect_timeout_s),
                         proxy=settings.connectors.socks5_proxy,
+                        cap=cap,
                         negentropy=self._context.negentropy,
                     )
             except TimeoutError:
                 self._chunk_s = max(MIN_CHUNK_S, self._chunk_s // 4)
-                return f"pulling {since}..{until} took over {sync.chunk_timeout_s:g}s"
+                return f"pulling {since}..{until} took over {sync.chunk_timeout_s:g}s", cap
         self._cursor = self.status.cursor = report.cursor
         self.status.history_published += report.published
         unanswered = sum(n for reason, n in report.end_reasons.items() if reason != EndReason.EOSE)
         if unanswered:
             reason = report.gaps[-1].reason if report.gaps else "no reason given"
-            return f"{unanswered} of {report.requests} requests unanswered: {reason}"
-        return None
+            return f"{unanswered} of {report.requests} requests unanswered: {reason}", report.cap
+        return None, report.cap
 
     async def _live(self) -> str | None:
         """Hold one live subscription until it is due for renewal; None when it ended so."""

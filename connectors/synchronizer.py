@@ -10,11 +10,16 @@ The I/O around the pure planner (`connectors.sync`): every REQ it proposes goes 
 claims, before the progress that proves it is written. Events that cannot even be parsed are
 published too, so the validator rejects them with a reason: nothing a relay sends is lost.
 
+Within one run each event is published once: a window's pages overlap (each asks again for the
+oldest second of the one before), but only what the planner claims as new is published, and the
+answers to its probes of the relay's cap and `until` reading are not published at all. What can
+repeat: events a relay sends that cannot be parsed (nothing identifies them), and, once per run
+while a relay's `until` reading is unknown, the events of the one second above a window.
+
 Resume semantics: with a cursor, only what it does not settle inside `since..until` is pulled,
 plus its newest settled second again (events created in that second may have reached the relay
 after it was pulled). So a second run over a settled range publishes again the events of that one
-second and, when the planner must probe the relay's unknown cap, the one page of the relay's newest
-events that probe returns; nothing else. The stream dedupes them by id.
+second; nothing else. The stream dedupes them by id.
 """
 
 from __future__ import annotations
@@ -172,11 +177,13 @@ async def sync_relay(
             )
             while (flt := planner.next_request()) is not None:
                 sending = producer.deliveries()
-                page, result = await _pull_page(client, flt, sending, codec, events_topic)
+                page, result, sent = await _pull_page(
+                    client, flt, planner, sending, codec, events_topic
+                )
                 end_reasons[result.end_reason] += 1
                 await delivered.confirmed()
                 delivered = sending
-                published += result.events
+                published += sent
                 unreadable += page.unreadable
                 planner.record(page)
             requests += planner.requests
@@ -268,34 +275,42 @@ def _windows(previous: Coverage, since: int, until: int) -> list[tuple[int, int]
 async def _pull_page(
     client: RelayClient,
     flt: Filter,
+    planner: WindowPlanner,
     deliveries: Deliveries,
     codec: Codec,
     topic: str,
-) -> tuple[Page, SubscriptionResult]:
-    """Send one REQ and publish each event as it arrives, while the relay sends the next.
+) -> tuple[Page, SubscriptionResult, int]:
+    """Send one REQ and publish each new event as it arrives, while the relay sends the next;
+    also return how many were published.
 
     The planner's view of the answer is built from the objects the client decoded, without
     decoding the text again; the stream validator parses the text strictly. Events that cannot
     be parsed are published too and counted: they took a place within the relay's cap.
     """
     events: list[Event] = []
-    unreadable = 0
+    unreadable = sent = 0
     with tracing.fetch_span(client.url, "page", flt.since, flt.until) as span:
         headers = tracing.headers_for_current_span()
         async with client.subscribe([flt]) as subscription:
             async for received in subscription:
+                try:
+                    event = event_from_object(received.fields)
+                except InvalidEvent:
+                    unreadable += 1
+                else:
+                    events.append(event)
+                    if not planner.claim(event):
+                        continue
                 key = None if received.event_id is None else received.event_id.encode()
                 value = raw_event_value(codec, client.url, received, SOURCE)
                 await deliveries.send(topic, value, key=key, headers=headers)
-                try:
-                    events.append(event_from_object(received.fields))
-                except InvalidEvent:
-                    unreadable += 1
+                sent += 1
         result = subscription.result
         span.set_attribute(tracing.END_REASON, str(result.end_reason))
     eose = result.end_reason is EndReason.EOSE
     detail = "" if eose else f"{result.end_reason}: {result.detail}"
-    return Page(events, eose=eose, unreadable=unreadable, detail=detail), result
+    page = Page(events, eose=eose, unreadable=unreadable, detail=detail)
+    return page, result, sent
 
 
 def raw_event_value(codec: Codec, relay_url: str, received: ReceivedEvent, source: str) -> bytes:

@@ -37,8 +37,12 @@ otherwise the second is settled as a gap naming what stays unproven, after pulli
 could reach. Request budgets, per window and per crowded second, bound the work: running out, a
 failed answer, or an answer that breaks the filter or the order also settle the rest as a gap.
 
-No set of ids is kept, so memory does not grow with the window. Each page asks again for the
-oldest second of the one before, so some events arrive twice; the stream dedupes them.
+Each page asks again for the oldest second of the one before, and a split second is asked again
+in parts, so some events arrive twice. `claim` tells the caller which arrivals are new, so each
+event is handed on once per window: the events kept are those of the two lowest seconds still open
+to a request (at most what the per-second budget pulls), so memory does not grow with the window.
+The answers to the cap and `until` probes only measure the relay; `claim` hands none of them on
+(every event of the window still comes in a page).
 """
 
 from __future__ import annotations
@@ -164,6 +168,8 @@ class WindowPlanner:
             None if self._base.authors is None else frozenset(self._base.authors),
         )
         self._requests = 0
+        self._measuring = False
+        self._claimed: dict[int, set[Event]] = {}
         self._steps = self._plan()
         self._request: Filter | None = next(self._steps, None)
 
@@ -179,6 +185,20 @@ class WindowPlanner:
             self._request = self._steps.send(page)
         except StopIteration:
             self._request = None
+
+    def claim(self, event: Event) -> bool:
+        """Whether `event`, arriving for the current request, is new to this window: not part of
+        a probe's answer, and not already claimed. Call it as events arrive.
+
+        Whole events are compared, not ids: a second text under a claimed id is still new.
+        """
+        if self._measuring:
+            return False
+        claimed = self._claimed.setdefault(event.created_at, set())
+        if event in claimed:
+            return False
+        claimed.add(event)
+        return True
 
     @property
     def done(self) -> bool:
@@ -221,6 +241,7 @@ class WindowPlanner:
             else:
                 self._settle(oldest + 1)
             top = oldest if oldest < top else top - 1
+            self._forget_above(top + 1)
         self._settle(self._since)
 
     def _proves_all(self, page: Page) -> Generator[Filter, Page, bool]:
@@ -229,7 +250,7 @@ class WindowPlanner:
         if count == 0 or self._is_short(count):
             return True
         if count < self._limit and not self._cap.probed:
-            yield from self._send(replace(self._base, since=0, limit=self._limit))
+            yield from self._send(replace(self._base, since=0, limit=self._limit), measure=True)
             self._cap = replace(self._cap, probed=True)
             return self._is_short(count)
         return False
@@ -324,15 +345,22 @@ class WindowPlanner:
 
     def _probe_until(self, second: int) -> Generator[Filter, Page, None]:
         """Ask for one event of a second known to hold one: an exclusive relay sends none."""
-        page = yield from self._send(replace(self._base, since=second, until=second, limit=1))
+        page = yield from self._send(
+            replace(self._base, since=second, until=second, limit=1), measure=True
+        )
         self._cap = replace(self._cap, until_exclusive=not page.events)
 
-    def _send(self, flt: Filter) -> Generator[Filter, Page, Page]:
-        """Propose `flt` unchanged; return the answer once known to be usable; learn the cap."""
+    def _send(self, flt: Filter, *, measure: bool = False) -> Generator[Filter, Page, Page]:
+        """Propose `flt` unchanged; return the answer once known to be usable; learn the cap.
+
+        `measure` marks a probe, whose events `claim` does not hand on.
+        """
         if self._requests == self._policy.max_requests:
             raise _Stop(f"gave up after {self._requests} requests in this window")
         self._requests += 1
+        self._measuring = measure
         page = yield flt
+        self._measuring = False
         if not page.eose:
             raise _Stop(f"the relay did not finish its answer: {page.detail or 'no reason given'}")
         stray = next((event for event in page.events if not matches(flt, event)), None)
@@ -344,6 +372,11 @@ class WindowPlanner:
         if distinct > self._cap.floor:
             self._cap = replace(self._cap, floor=distinct)
         return page
+
+    def _forget_above(self, second: int) -> None:
+        """Forget the events of seconds above `second`: no request of this window reaches them."""
+        for above in [claimed for claimed in self._claimed if claimed > second]:
+            del self._claimed[above]
 
     def _is_short(self, count: int) -> bool:
         return count < min(self._limit, self._cap.floor)

@@ -30,7 +30,7 @@ from tests.support.events import BASE_TIME, TEST_KEYS, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.loader import load_events
 from tests.support.raw_topic import RawTail
-from tests.support.relays import LOW_CAP, RunningRelay, local_relay
+from tests.support.relays import LOW_CAP, RunningRelay, local_relay, nostr_relay
 from tests.support.tcp_proxy import CuttableProxy
 from tests.support.waiting import until, until_answered
 
@@ -253,6 +253,26 @@ async def test_pages_follow_the_relays_nip11_max_limit(
     assert history, "history was pulled"
     assert all(flt.limit is not None and flt.limit <= LOW_CAP for flt in history)
     assert any(flt.limit == LOW_CAP for flt in history)
+
+
+async def test_history_over_many_windows_is_published_once_per_event(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """nostr-relay pulled in a dozen windows of doubling length: each event of its history is in
+    `events.raw` once (each window used to probe the cap again, re-sending the newest page).
+    """
+    events = make_events(EVENTS_PER_RELAY, label="once per event")
+    with nostr_relay(tmp_path / "once") as relay:
+        held = await load_events(relay.url, events)
+        config = service_settings(settings, [relay.host_port], first_chunk_s=86_400)
+        create_topics(config.kafka)
+        await announce_relays(config, [relay.url])
+        service = SyncService(config)
+        async with RawTail(config) as tail, running(service):
+            await until(lambda: live(service, {relay.url}), "the relay is followed live")
+            await until(lambda: tail.ids(relay.url) == held, "the whole history is published")
+    published = [record.event_id for record in tail.records if record.source == "sync"]
+    assert sorted(published) == sorted(held)
 
 
 async def test_a_pull_past_its_chunk_timeout_is_cancelled_with_its_socket(

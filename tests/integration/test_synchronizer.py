@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +21,7 @@ from bigbrotr.nostr import Event, Filter, parse_event
 from bigbrotr.producer import Producer, new_producer
 from bigbrotr.topics import create_topics
 from connectors.client import ClientLimits, EndReason
-from connectors.sync import Coverage, SyncPolicy
+from connectors.sync import Coverage
 from connectors.synchronizer import SyncReport, load_cursor, sync_relay
 from tests.support.events import BASE_TIME, history, make_events
 from tests.support.hostile_relay import Behaviour, HostileRelay
@@ -31,7 +34,6 @@ pytestmark = pytest.mark.integration
 SINCE, UNTIL = BASE_TIME, BASE_TIME + 86_400
 BURST_SECOND = BASE_TIME + 40_000
 PROMPTLY = 40.0
-PAGE = SyncPolicy().page_size
 CODEC = Codec()
 
 
@@ -117,6 +119,26 @@ def ids_of(records: Sequence[tuple[bytes | None, dict[str, Any]]]) -> set[str]:
     return {parse_event(value["raw"]).id for _, value in records}
 
 
+def copies(records: Sequence[tuple[bytes | None, dict[str, Any]]]) -> Counter[str]:
+    """How many records each event id has."""
+    return Counter(parse_event(value["raw"]).id for _, value in records)
+
+
+def once_each(events: Sequence[Event]) -> Counter[str]:
+    return Counter(event.id for event in events)
+
+
+def shared_seconds() -> list[Event]:
+    """40 events over the day and 40 seconds holding 3 each: pages of `LOW_CAP` end inside a
+    second, so the next page must read that second again.
+    """
+    events = make_events(40, label="once spread")
+    for n in range(40):
+        since = SINCE + 1_000 + 2_000 * n
+        events += make_events(3, since=since, same_second=True, label=f"once second {n}")
+    return events
+
+
 def in_gaps(coverage: Coverage, events: Sequence[Event]) -> set[str]:
     return {
         event.id
@@ -137,7 +159,7 @@ async def test_whole_history_reaches_events_raw_and_resume_repeats_only_the_edge
     assert report.end_reasons == {EndReason.EOSE: report.requests}
     records, first_end = await raw_records(settings)
     assert len(records) == report.published
-    assert ids_of(records) == {event.id for event in history()}
+    assert copies(records) == once_each(history())
     for key, value in records:
         assert key == parse_event(value["raw"]).id.encode()
         assert (value["relay_url"], value["source"]) == (relay.url, "sync")
@@ -146,12 +168,9 @@ async def test_whole_history_reaches_events_raw_and_resume_repeats_only_the_edge
     again = await sync(relay.url, relay.host_port, settings, producer, cursor=report.cursor)
 
     repeated, _ = await raw_records(settings, first_end)
-    edge = {event.id for event in history() if event.created_at == UNTIL}
+    edge = [event for event in history() if event.created_at == UNTIL]
     assert edge, "the test needs an event in the newest second"
-    newest = sorted(history(), key=lambda event: event.created_at, reverse=True)[:PAGE]
-    probe = {event.id for event in history() if event.created_at >= newest[-1].created_at}
-    assert edge <= ids_of(repeated) <= edge | probe
-    assert len(ids_of(repeated) - edge) <= PAGE
+    assert copies(repeated) == once_each(edge)
     assert again.pulled == Coverage(UNTIL, UNTIL)
     assert again.cursor == Coverage(SINCE, UNTIL)
 
@@ -178,7 +197,33 @@ async def test_a_relay_reading_until_exclusively_is_pulled_whole(
     assert report.end_reasons == {EndReason.EOSE: report.requests}
     records, _ = await raw_records(settings)
     assert len(records) == report.published
-    assert ids_of(records) == held
+    assert copies(records) == Counter(held)
+
+
+@pytest.mark.parametrize("cap", [None, LOW_CAP], ids=["uncapped", "low-cap"])
+@pytest.mark.parametrize("serve", [nostr_relay, local_relay], ids=["nostr-relay", "LocalRelay"])
+async def test_one_sync_publishes_each_event_exactly_once(
+    serve: Callable[..., AbstractContextManager[RunningRelay]],
+    cap: int | None,
+    tmp_path: Path,
+    settings: Settings,
+    producer: Producer,
+) -> None:
+    """Pages overlap by a second and the cap is probed, but a relay answering correctly has each
+    event in `events.raw` once: nothing re-read is published again.
+    """
+    events = shared_seconds()
+    with serve(tmp_path, **({} if cap is None else {"max_limit": cap})) as relay:
+        assert await load_events(relay.url, events) == {event.id for event in events}
+        report = await sync(relay.url, relay.host_port, settings, producer)
+
+    assert report.gaps == ()
+    assert report.cap.probed
+    if cap is not None:
+        assert report.cap.floor == cap, "pages were cut by the cap, so seconds were read again"
+    records, _ = await raw_records(settings)
+    assert copies(records) == once_each(events)
+    assert report.published == len(events)
 
 
 async def test_a_cap_below_a_crowded_second_leaves_a_visible_gap_and_nothing_else(

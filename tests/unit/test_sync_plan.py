@@ -120,7 +120,11 @@ def pull(
     max_limit: int | None = None,
     cap: RelayCap | None = None,
 ) -> Run:
-    """Drive a planner to the end, checking after every answer that what it settles is pulled."""
+    """Drive a planner to the end, checking after every answer that what it settles is pulled.
+
+    Only the events the planner claims count as fetched, as only those are published; none may
+    be claimed twice.
+    """
     planner = WindowPlanner(since, until, base=base, policy=policy, max_limit=max_limit, cap=cap)
     fetched: set[str] = set()
     for _ in range(100_000):
@@ -128,7 +132,12 @@ def pull(
         if flt is None:
             return Run(planner, fetched)
         page = relay.answer(flt)
-        fetched.update(event.id for event in page.events)
+        for event in page.events:
+            if planner.claim(event):
+                assert event.id not in fetched, f"event {event.id} was claimed twice"
+                # One second above is asked only while the relay's reading of `until` is unknown.
+                assert since <= event.created_at <= until + 1, "a probe's answer was claimed"
+                fetched.add(event.id)
         planner.record(page)
         assert_settled_is_pulled(planner.coverage, relay, fetched, base)
     raise AssertionError("the planner never finished")
@@ -517,6 +526,18 @@ def test_a_relay_wrongly_believed_exclusive_loses_nothing() -> None:
     assert run.planner.coverage.gaps == ()
     assert run.planner.cap.until_exclusive is False
     assert [flt.until for flt in relay.asked[:2]] == [UNTIL + 1, UNTIL]
+
+
+def test_a_second_asked_again_above_the_bound_is_not_claimed_again() -> None:
+    """Believed exclusive, an inclusive relay is asked one second above the second page's bound
+    and sends again an event the first page brought: it is not claimed twice.
+    """
+    events = Events()
+    relay = FakeRelay(events.many([UNTIL, UNTIL - 4, UNTIL - 5, UNTIL - 5, UNTIL - 9]))
+    run = pull(relay, policy=SyncPolicy(page_size=3), cap=RelayCap(until_exclusive=True))
+    assert not assert_sound(run, relay)
+    assert run.fetched == {event.id for event in relay.events}
+    assert [flt.until for flt in relay.asked[:3]] == [UNTIL + 1, UNTIL - 4, UNTIL - 5]
 
 
 # Generated relays: contents, caps, page sizes, base filters and orders.
