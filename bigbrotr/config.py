@@ -397,6 +397,13 @@ class StreamSettings(_Section):
         description="How long a worker that stopped answering keeps its partitions before the "
         "others take them over",
     )
+    commit_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often the worker commits its transactions: the longest an output waits "
+        "before readers (read_committed) see it",
+    )
     batch_records: int = Field(
         default=1000,
         ge=1,

@@ -61,6 +61,7 @@ def build_app(
         producer_linger=0.0,
         producer_max_batch_size=512 * 1024,
         broker_session_timeout=settings.streams.session_timeout_s,
+        broker_commit_interval=settings.streams.commit_interval_s,
         batch_records=settings.streams.batch_records,
         batch_linger_s=settings.streams.batch_linger_ms / 1000,
     )
