@@ -404,6 +404,13 @@ class StreamSettings(_Section):
         description="How often the worker commits its transactions: the longest an output waits "
         "before readers (read_committed) see it",
     )
+    table_cache_mib: int = Field(
+        default=8,
+        ge=1,
+        le=4096,
+        description="RocksDB block cache of each table partition (a database each); with 4 MiB "
+        "write buffers it bounds the worker's table memory",
+    )
     batch_records: int = Field(
         default=1000,
         ge=1,
