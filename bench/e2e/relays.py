@@ -1,0 +1,59 @@
+"""The run's relays: two LocalRelays (rust-nostr, in memory, fast to fill) sharing the corpus, and
+a nostr-relay that does not check signatures holding the corpus's invalid events; then each one
+announced on `relays`, as the finder would."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from bench.e2e.corpus import Corpus
+from bigbrotr.config import Settings
+from bigbrotr.demo.loader import load_events
+from bigbrotr.demo.relays import RunningRelay, local_relay, nostr_relay
+from bigbrotr.nostr import Event, event_from_object
+from tests.support.announce import announce_relays
+
+_LOAD_CHUNK = 50_000  # events per loader connection (each is bounded to 120 s)
+
+
+@contextlib.contextmanager
+def run_relays(workdir: Path) -> Iterator[tuple[RunningRelay, RunningRelay, RunningRelay]]:
+    with (
+        local_relay(workdir / "relay-a") as first,
+        local_relay(workdir / "relay-b") as second,
+        nostr_relay(workdir / "relay-c", check_signatures=False, name="e2e careless") as third,
+    ):
+        yield first, second, third
+
+
+def as_events(texts: Sequence[str]) -> list[Event]:
+    """The loader publishes `Event`s; invalid ones too (the parser checks shape, not the id)."""
+    return [event_from_object(json.loads(text)) for text in texts]
+
+
+async def fill(relay: RunningRelay, texts: Sequence[str]) -> None:
+    for start in range(0, len(texts), _LOAD_CHUNK):
+        chunk = as_events(texts[start : start + _LOAD_CHUNK])
+        accepted = await load_events(relay.url, chunk)
+        if len(accepted) != len(chunk):
+            raise SystemExit(f"{relay.url} took {len(accepted)} of {len(chunk)} events")
+
+
+async def fill_relays(
+    relays: tuple[RunningRelay, RunningRelay, RunningRelay], corpus: Corpus
+) -> float:
+    """Seconds it took to put the corpus on the relays."""
+    started = time.perf_counter()
+    first, second = corpus.relay_texts
+    await fill(relays[0], first)
+    await fill(relays[1], second)
+    await fill(relays[2], [text for _, text in corpus.invalid])
+    return time.perf_counter() - started
+
+
+async def announce(settings: Settings, relays: Sequence[RunningRelay]) -> None:
+    await announce_relays(settings, [relay.url for relay in relays], source="bench")
