@@ -156,3 +156,14 @@ def load_corpus(count: int, cache_dir: Path) -> Corpus:
     if len({json.loads(text)["id"] for text in texts[:1000]}) != min(count, 1000):
         raise SystemExit(f"{path}: the corpus repeats ids; delete it to build it again")
     return Corpus(texts, _invalid())
+
+
+def live_event(index: int, label: str) -> str:
+    """A note signed now, for relays that receive events while the pipeline runs."""
+    key, pubkey = _keys()[index % KEYS]
+    tags: Tags = (("t", "live"),)
+    content = f"{label} live note {index}"
+    created_at = int(time.time())
+    digest = hashlib.sha256(serialize_for_id(pubkey, created_at, 1, tags, content)).digest()
+    signature = key.sign_schnorr(digest).hex()
+    return event_to_json(Event(digest.hex(), pubkey, created_at, 1, tags, content, signature))

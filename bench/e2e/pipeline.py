@@ -34,15 +34,20 @@ def run_changes(
     allow: list[str],
     workdir: Path,
     partitions: int,
+    bootstrap: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The run's settings by section: fresh topics under `<prefix><label>.<random>.`."""
+    """The run's settings by section: fresh topics under `<prefix><label>.<random>.`, on the
+    broker at `bootstrap` when given."""
     prefix = f"{settings.kafka.topic_prefix}{label}.{uuid.uuid4().hex[:8]}."
     topics = {
         name: topic.model_copy(update={"partitions": partitions})
         for name, topic in settings.kafka.topics.items()
     }
+    kafka: dict[str, Any] = {"topic_prefix": prefix, "topics": topics}
+    if bootstrap is not None:
+        kafka["bootstrap_servers"] = bootstrap
     return {
-        "kafka": {"topic_prefix": prefix, "topics": topics},
+        "kafka": kafka,
         "database": {"url": database_url},
         "connectors": {"allow": allow},
         "streams": {"data_dir": workdir / "streams"},

@@ -26,6 +26,7 @@ async def read_topic(
         group_id=None,
         isolation_level="read_committed",
         enable_auto_commit=False,
+        auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 << 20,
     )
     await consumer.start()
@@ -33,7 +34,8 @@ async def read_topic(
         partitions = [TopicPartition(topic, number) for _, number in numbers]
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        for partition in partitions:
+            consumer.seek(partition, 0)
         records: list[ConsumerRecord[bytes, bytes]] = []
         async with asyncio.timeout(timeout_s):
             while [p for p in partitions if await consumer.position(p) < end[p]]:

@@ -4,6 +4,7 @@ announced on `relays`, as the finder would."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -17,7 +18,10 @@ from bigbrotr.demo.relays import RunningRelay, local_relay, nostr_relay
 from bigbrotr.nostr import Event, event_from_object
 from tests.support.announce import announce_relays
 
-_LOAD_CHUNK = 50_000  # events per loader connection (each is bounded to 120 s)
+# LocalRelay drops a connection that sends it several thousand events: at most this many per
+# connection, a few connections at once.
+_LOAD_CHUNK = 1_000
+_CONNECTIONS = 4
 
 
 @contextlib.contextmanager
@@ -36,11 +40,18 @@ def as_events(texts: Sequence[str]) -> list[Event]:
 
 
 async def fill(relay: RunningRelay, texts: Sequence[str]) -> None:
-    for start in range(0, len(texts), _LOAD_CHUNK):
-        chunk = as_events(texts[start : start + _LOAD_CHUNK])
-        accepted = await load_events(relay.url, chunk)
-        if len(accepted) != len(chunk):
-            raise SystemExit(f"{relay.url} took {len(accepted)} of {len(chunk)} events")
+    starts = iter(range(0, len(texts), _LOAD_CHUNK))
+
+    async def connection() -> None:
+        for start in starts:
+            chunk = as_events(texts[start : start + _LOAD_CHUNK])
+            accepted = await load_events(relay.url, chunk)
+            if len(accepted) != len(chunk):
+                raise SystemExit(f"{relay.url} took {len(accepted)} of {len(chunk)} events")
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(_CONNECTIONS):
+            group.create_task(connection())
 
 
 async def fill_relays(

@@ -1,0 +1,172 @@
+"""One chaos run: the end-to-end pipeline on a private Kafka and PostgreSQL, with processes killed
+and servers restarted while it archives, then audited (`bench.chaos.audit`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import websockets
+
+from bench.chaos.audit import Audit, audit_topics, replay_and_verify
+from bench.chaos.stack import PrivateStack, private_stack
+from bench.e2e.corpus import live_event, load_corpus
+from bench.e2e.pipeline import Pipeline, pipeline_for, run_changes
+from bench.e2e.relays import announce, fill_relays, run_relays
+from bench.e2e.run import count_rows
+from bigbrotr.config import load_settings
+from bigbrotr.demo.relays import RunningRelay
+from bigbrotr.demo.run import as_environment
+from bigbrotr.migrate import migrate
+from bigbrotr.topics import create_topics
+from connectors.sink.databases import create_database
+
+ACTIONS = ("kill sync", "kill worker", "kill sink", "restart kafka", "restart postgres")
+
+
+@dataclass
+class ChaosReport:
+    seed: int
+    actions: list[tuple[float, str]] = field(default_factory=list)
+    live_ids: set[str] = field(default_factory=set)
+    settled_s: float = 0.0
+    audit: Audit = field(default_factory=Audit)
+
+    @property
+    def ok(self) -> bool:
+        return self.audit.ok
+
+
+def schedule(count: int, rng: random.Random) -> list[str]:
+    """`count` actions (at least one of each kind), each round of kinds in a random order."""
+    actions: list[str] = []
+    while len(actions) < max(count, len(ACTIONS)):
+        actions += rng.sample(ACTIONS, len(ACTIONS))
+    return actions[: max(count, len(ACTIONS))]
+
+
+async def run_chaos(
+    *, events: int, duration_s: float, interval_s: float, settle_s: float, seed: int, workdir: Path
+) -> ChaosReport:
+    base = load_settings()
+    corpus = load_corpus(events, base.dev.state_dir / "bench")
+    report = ChaosReport(seed)
+    with (
+        private_stack(workdir / "stack", base.dev) as stack,
+        run_relays(workdir / "relays") as relays,
+    ):
+        print(
+            f"private stack: Kafka {stack.bootstrap}, PostgreSQL {stack.postgres.url}", flush=True
+        )
+        await fill_relays(relays, corpus)
+        dsn = await create_database(stack.postgres.url, "chaos")
+        changes = run_changes(
+            base,
+            label="chaos",
+            database_url=dsn,
+            allow=[relay.host_port for relay in relays],
+            workdir=workdir,
+            partitions=3,
+            bootstrap=stack.bootstrap,
+        )
+        changes["sink"] = {"session_timeout_s": 6, "retry_max_s": 2}
+        changes["streams"]["session_timeout_s"] = 6
+        pipeline = pipeline_for(base, changes, workdir / "pipeline.log")
+        settings = pipeline.settings
+        await migrate(dsn)
+        await asyncio.to_thread(create_topics, settings.kafka)
+        async with pipeline.running():
+            await pipeline.wait_ready()
+            await announce(settings, relays)
+            live = asyncio.create_task(_publish_live(relays[:2], report))
+            try:
+                await _chaos(pipeline, stack, duration_s, interval_s, report)
+            finally:
+                live.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await live
+            started = time.monotonic()
+            await pipeline.wait_running()
+            expected_events = len(corpus.texts) + len(report.live_ids)
+            pairs = corpus.sightings + 2 * len(report.live_ids)
+            await _settle(dsn, expected_events, pairs, settle_s)
+            report.settled_s = time.monotonic() - started
+        print(f"settled {report.settled_s:.0f} s after the chaos; auditing ...", flush=True)
+        expected_ids = {json.loads(text)["id"] for text in corpus.texts} | report.live_ids
+        invalid = {text.encode() for _, text in corpus.invalid}
+        report.audit = await audit_topics(settings, invalid, expected_ids, pairs)
+        report.audit.problems += await asyncio.to_thread(
+            replay_and_verify, as_environment(changes), dsn, "chaos_replay", workdir
+        )
+    return report
+
+
+async def _chaos(
+    pipeline: Pipeline,
+    stack: PrivateStack,
+    duration_s: float,
+    interval_s: float,
+    report: ChaosReport,
+) -> None:
+    rng = random.Random(report.seed)
+    actions = schedule(int(duration_s / interval_s), rng)
+    started = time.monotonic()
+    for number, action in enumerate(actions):
+        wait = started + (number + 1) * duration_s / (len(actions) + 1) - time.monotonic()
+        await asyncio.sleep(max(wait, 0.0))
+        await pipeline.wait_running()
+        at = time.monotonic() - started
+        await _act(action, pipeline, stack)
+        report.actions.append((at, action))
+        print(f"  {at:5.1f} s: {action} ({time.monotonic() - started - at:.1f} s)", flush=True)
+
+
+async def _act(action: str, pipeline: Pipeline, stack: PrivateStack) -> None:
+    verb, target = action.split()
+    if verb == "kill":
+        os.kill(pipeline.pids[target], signal.SIGKILL)
+        return
+    restart: Callable[[], None] = (
+        stack.restart_kafka if target == "kafka" else stack.restart_postgres
+    )
+    await asyncio.to_thread(restart)
+
+
+async def _publish_live(relays: tuple[RunningRelay, ...], report: ChaosReport) -> None:
+    """Two events a second to both relays while the chaos goes on: the live subscriptions'
+    share of the load."""
+    sockets = [await websockets.connect(relay.url) for relay in relays]
+    try:
+        for index in itertools.count():
+            text = live_event(index, "chaos")
+            for ws in sockets:
+                await ws.send(f'["EVENT",{text}]')
+                answer = json.loads(await ws.recv())
+                if answer[:3] != ["OK", json.loads(text)["id"], True]:
+                    raise SystemExit(f"a relay refused a live event: {answer}")
+            report.live_ids.add(json.loads(text)["id"])
+            await asyncio.sleep(0.5)
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def _settle(dsn: str, events: int, pairs: int, timeout_s: float) -> None:
+    """Until the database holds every event and sighting, or `timeout_s` passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            if await count_rows(dsn) == (events, pairs):
+                return
+        await asyncio.sleep(1.0)
+    print(f"not settled within {timeout_s:.0f} s", flush=True)
