@@ -20,7 +20,7 @@ import websockets
 
 from bench.chaos.audit import Audit, audit_topics, replay_and_verify
 from bench.chaos.stack import PrivateStack, private_stack
-from bench.e2e.corpus import live_event, load_corpus
+from bench.e2e.corpus import Corpus, live_event, load_corpus
 from bench.e2e.pipeline import Pipeline, pipeline_for, run_changes
 from bench.e2e.relays import announce, fill_relays, run_relays
 from bench.e2e.run import count_rows
@@ -55,71 +55,87 @@ def schedule(count: int, rng: random.Random) -> list[str]:
     return actions[: max(count, len(ACTIONS))]
 
 
+@dataclass(frozen=True)
+class Timing:
+    duration_s: float  # of the chaos
+    interval_s: float  # between two actions
+    settle_s: float  # at most, for the pipeline to finish after the chaos
+
+
 async def run_chaos(
     *, events: int, duration_s: float, interval_s: float, settle_s: float, seed: int, workdir: Path
 ) -> ChaosReport:
+    timing = Timing(duration_s, interval_s, settle_s)
     base = load_settings()
     corpus = load_corpus(events, base.dev.state_dir / "bench")
     report = ChaosReport(seed)
-    with (
-        private_stack(workdir / "stack", base.dev) as stack,
-        run_relays(workdir / "relays") as relays,
-    ):
-        print(
-            f"private stack: Kafka {stack.bootstrap}, PostgreSQL {stack.postgres.url}", flush=True
-        )
-        await fill_relays(relays, corpus)
-        dsn = await create_database(stack.postgres.url, "chaos")
-        changes = run_changes(
-            base,
-            label="chaos",
-            database_url=dsn,
-            allow=[relay.host_port for relay in relays],
-            workdir=workdir,
-            partitions=3,
-            bootstrap=stack.bootstrap,
-        )
-        changes["sink"] = {"session_timeout_s": 6, "retry_max_s": 2}
-        changes["streams"]["session_timeout_s"] = 6
-        pipeline = pipeline_for(base, changes, workdir / "pipeline.log")
-        settings = pipeline.settings
-        await migrate(dsn)
-        await asyncio.to_thread(create_topics, settings.kafka)
-        async with pipeline.running():
-            await pipeline.wait_ready()
-            await announce(settings, relays)
-            live = asyncio.create_task(_publish_live(relays[:2], report))
-            try:
-                await _chaos(pipeline, stack, duration_s, interval_s, report)
-            finally:
-                live.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await live
-            started = time.monotonic()
-            await pipeline.wait_running()
-            expected_events = len(corpus.texts) + len(report.live_ids)
-            pairs = corpus.sightings + 2 * len(report.live_ids)
-            await _settle(dsn, expected_events, pairs, settle_s)
-            report.settled_s = time.monotonic() - started
-        print(f"settled {report.settled_s:.0f} s after the chaos; auditing ...", flush=True)
-        expected_ids = {json.loads(text)["id"] for text in corpus.texts} | report.live_ids
-        invalid = {text.encode() for _, text in corpus.invalid}
-        report.audit = await audit_topics(settings, invalid, expected_ids, pairs)
-        report.audit.problems += await asyncio.to_thread(
-            replay_and_verify, as_environment(changes), dsn, "chaos_replay", workdir
-        )
+    async with private_stack(workdir / "stack", base.dev) as stack:
+        print(f"private stack: Kafka {stack.bootstrap}, {stack.postgres.url}", flush=True)
+        with run_relays(workdir / "relays") as relays:
+            await fill_relays(relays, corpus)
+            await _under_chaos(stack, relays, corpus, report, workdir, timing)
     return report
+
+
+async def _under_chaos(
+    stack: PrivateStack,
+    relays: tuple[RunningRelay, RunningRelay, RunningRelay],
+    corpus: Corpus,
+    report: ChaosReport,
+    workdir: Path,
+    timing: Timing,
+) -> None:
+    """The pipeline archives the relays while the chaos goes on; then the audit."""
+    base = load_settings()
+    dsn = await create_database(stack.postgres.url, "chaos")
+    changes = run_changes(
+        base,
+        label="chaos",
+        database_url=dsn,
+        allow=[relay.host_port for relay in relays],
+        workdir=workdir,
+        partitions=3,
+        bootstrap=stack.bootstrap,
+    )
+    changes["sink"] = {"session_timeout_s": 6, "retry_max_s": 2}
+    changes["streams"]["session_timeout_s"] = 6
+    pipeline = pipeline_for(base, changes, workdir / "pipeline.log")
+    settings = pipeline.settings
+    await migrate(dsn)
+    await asyncio.to_thread(create_topics, settings.kafka)
+    async with pipeline.running():
+        await pipeline.wait_ready()
+        await announce(settings, relays)
+        live = asyncio.create_task(_publish_live(relays[:2], report))
+        try:
+            await _chaos(pipeline, stack, timing, report)
+        finally:
+            live.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live
+        started = time.monotonic()
+        await pipeline.wait_running()
+        pairs = corpus.sightings + 2 * len(report.live_ids)
+        await _settle(dsn, len(corpus.texts) + len(report.live_ids), pairs, timing.settle_s)
+        report.settled_s = time.monotonic() - started
+    print(f"settled {report.settled_s:.0f} s after the chaos; auditing ...", flush=True)
+    expected_ids = {json.loads(text)["id"] for text in corpus.texts} | report.live_ids
+    invalid = {json.loads(text)["id"] for _, text in corpus.invalid}
+    report.audit = await audit_topics(settings, invalid, expected_ids, pairs)
+    report.audit.problems += await asyncio.to_thread(
+        replay_and_verify, as_environment(changes), dsn, "chaos_replay", workdir
+    )
 
 
 async def _chaos(
     pipeline: Pipeline,
     stack: PrivateStack,
-    duration_s: float,
-    interval_s: float,
+    timing: Timing,
     report: ChaosReport,
 ) -> None:
     rng = random.Random(report.seed)
-    actions = schedule(int(duration_s / interval_s), rng)
+    duration_s = timing.duration_s
+    actions = schedule(int(duration_s / timing.interval_s), rng)
     started = time.monotonic()
     for number, action in enumerate(actions):
         wait = started + (number + 1) * duration_s / (len(actions) + 1) - time.monotonic()
@@ -143,7 +159,7 @@ async def _act(action: str, pipeline: Pipeline, stack: PrivateStack) -> None:
 
 
 async def _publish_live(relays: tuple[RunningRelay, ...], report: ChaosReport) -> None:
-    """Two events a second to both relays while the chaos goes on: the live subscriptions'
+    """About ten events a second to both relays while the chaos goes on: the live subscriptions'
     share of the load."""
     sockets = [await websockets.connect(relay.url) for relay in relays]
     try:
@@ -155,7 +171,7 @@ async def _publish_live(relays: tuple[RunningRelay, ...], report: ChaosReport) -
                 if answer[:3] != ["OK", json.loads(text)["id"], True]:
                     raise SystemExit(f"a relay refused a live event: {answer}")
             report.live_ids.add(json.loads(text)["id"])
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.1)
     finally:
         for ws in sockets:
             await ws.close()

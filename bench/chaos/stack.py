@@ -8,9 +8,10 @@ from an earlier chaos run's copy, else Maven resolves them (and a copy is kept f
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bigbrotr.config import DevStackSettings
@@ -65,11 +66,13 @@ class PrivateStack:
             shutil.rmtree(self.postgres.root, ignore_errors=True)
 
 
-@contextmanager
-def private_stack(root: Path, dev: DevStackSettings) -> Iterator[PrivateStack]:
+@asynccontextmanager
+async def private_stack(root: Path, dev: DevStackSettings) -> AsyncIterator[PrivateStack]:
+    """Both servers up inside the block (started in a thread: they block, and the PostgreSQL
+    start runs an event loop of its own), stopped and removed after it."""
     stack = PrivateStack(root, dev)
     try:
-        stack.up()
+        await asyncio.to_thread(stack.up)
         yield stack
     finally:
-        stack.down()
+        await asyncio.to_thread(stack.down)

@@ -138,6 +138,6 @@ def _groups_stable(bootstrap: str, groups: Mapping[str, str]) -> bool:
             )
             if description.state != ConsumerGroupState.STABLE or not holds:
                 return False
-    except KafkaException:  # a group's coordinator is not there yet
+    except (KafkaException, TimeoutError):  # a group's coordinator is not there yet
         return False
     return True
