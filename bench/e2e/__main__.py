@@ -58,11 +58,16 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the run's database and topics for inspection"
     )
+    parser.add_argument(
+        "--negentropy",
+        action="store_true",
+        help="let the synchronizer reconcile by NIP-77 (off: it pages; see BENCHMARKS.md)",
+    )
     args = parser.parse_args()
     if args.events < 100:
         parser.error("--events must be at least 100")
     timeout = args.timeout or 600 + args.events / 100
-    result = asyncio.run(run_e2e(args.events, args.partitions, timeout, args.keep))
+    result = asyncio.run(run_e2e(args.events, args.partitions, timeout, args.keep, args.negentropy))
     print(report(result, args.events))
     if not result.complete:
         raise SystemExit("the archive does not hold exactly the corpus: the figures mean nothing")

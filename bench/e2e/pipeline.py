@@ -35,9 +35,10 @@ def run_changes(
     workdir: Path,
     partitions: int,
     bootstrap: str | None = None,
+    negentropy: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """The run's settings by section: fresh topics under `<prefix><label>.<random>.`, on the
-    broker at `bootstrap` when given."""
+    broker at `bootstrap` when given; `negentropy` False makes the synchronizer page."""
     prefix = f"{settings.kafka.topic_prefix}{label}.{uuid.uuid4().hex[:8]}."
     topics = {
         name: topic.model_copy(update={"partitions": partitions})
@@ -50,6 +51,7 @@ def run_changes(
         "kafka": kafka,
         "database": {"url": database_url},
         "connectors": {"allow": allow},
+        "sync": {"negentropy": negentropy},
         "streams": {"data_dir": workdir / "streams"},
         "metrics": {"ports": dict.fromkeys(COMPONENTS, 0)},
         "run": {"components": list(COMPONENTS), "restart_base_s": 0.5, "restart_max_s": 2.0},

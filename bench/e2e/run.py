@@ -72,7 +72,9 @@ async def rejected(settings: Settings) -> Counter[str]:
     return Counter(reason for reason, _, _ in seen)
 
 
-async def run_e2e(events: int, partitions: int, timeout_s: float, keep: bool) -> E2eResult:
+async def run_e2e(
+    events: int, partitions: int, timeout_s: float, keep: bool, negentropy: bool
+) -> E2eResult:
     base = load_settings()
     corpus = load_corpus(events, base.dev.state_dir / "bench")
     tag = uuid.uuid4().hex[:8]
@@ -92,6 +94,7 @@ async def run_e2e(events: int, partitions: int, timeout_s: float, keep: bool) ->
             allow=[relay.host_port for relay in relays],
             workdir=workdir,
             partitions=partitions,
+            negentropy=negentropy,
         )
         pipeline = pipeline_for(base, changes, workdir / "pipeline.log")
         settings = pipeline.settings
@@ -102,15 +105,14 @@ async def run_e2e(events: int, partitions: int, timeout_s: float, keep: bool) ->
             watched = await _archive(pipeline, relays, corpus, timeout_s)
             raw_records = len(await read_topic(settings, "events.raw"))
             rejects = await rejected(settings)
+            stored_events, stored_sightings = await count_rows(dsn)
         except BaseException:
             print(f"pipeline log: {pipeline.log}\n{pipeline.log.read_text()[-4000:]}")
             raise
         finally:
             if not keep:
                 await asyncio.to_thread(delete_topics, settings)
-        stored_events, stored_sightings = await count_rows(dsn)
-        if not keep:
-            await drop_database(dsn)
+                await drop_database(dsn)
     print("ceilings (the pipeline has stopped) ...", flush=True)
     signatures = signature_ceiling(corpus, base)
     copy_dsn = await create_database(server, f"bench_e2e_copy_{tag}")
