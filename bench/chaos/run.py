@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import random
@@ -16,13 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-import websockets
 
 from bench.chaos.audit import Audit, audit_topics, replay_and_verify
 from bench.chaos.stack import PrivateStack, private_stack
-from bench.e2e.corpus import Corpus, live_event, load_corpus
+from bench.e2e.corpus import Corpus, load_corpus
 from bench.e2e.pipeline import Pipeline, pipeline_for, run_changes
-from bench.e2e.relays import announce, fill_relays, run_relays
+from bench.e2e.relays import announce, fill_relays, publish_live, run_relays
 from bench.e2e.run import count_rows
 from bigbrotr.config import load_settings
 from bigbrotr.demo.relays import RunningRelay
@@ -31,6 +29,7 @@ from bigbrotr.migrate import migrate
 from bigbrotr.topics import create_topics
 from connectors.sink.databases import create_database
 
+LIVE_RATE = 10.0  # new events a second to both relays while the chaos goes on
 ACTIONS = ("kill sync", "kill worker", "kill sink", "restart kafka", "restart postgres")
 
 
@@ -106,7 +105,7 @@ async def _under_chaos(
     async with pipeline.running():
         await pipeline.wait_ready()
         await announce(settings, relays)
-        live = asyncio.create_task(_publish_live(relays[:2], report))
+        live = asyncio.create_task(publish_live(relays[:2], LIVE_RATE, "chaos", report.live_ids))
         try:
             await _chaos(pipeline, stack, timing, report)
         finally:
@@ -156,25 +155,6 @@ async def _act(action: str, pipeline: Pipeline, stack: PrivateStack) -> None:
         stack.restart_kafka if target == "kafka" else stack.restart_postgres
     )
     await asyncio.to_thread(restart)
-
-
-async def _publish_live(relays: tuple[RunningRelay, ...], report: ChaosReport) -> None:
-    """About ten events a second to both relays while the chaos goes on: the live subscriptions'
-    share of the load."""
-    sockets = [await websockets.connect(relay.url) for relay in relays]
-    try:
-        for index in itertools.count():
-            text = live_event(index, "chaos")
-            for ws in sockets:
-                await ws.send(f'["EVENT",{text}]')
-                answer = json.loads(await ws.recv())
-                if answer[:3] != ["OK", json.loads(text)["id"], True]:
-                    raise SystemExit(f"a relay refused a live event: {answer}")
-            report.live_ids.add(json.loads(text)["id"])
-            await asyncio.sleep(0.1)
-    finally:
-        for ws in sockets:
-            await ws.close()
 
 
 async def _settle(dsn: str, events: int, pairs: int, timeout_s: float) -> None:

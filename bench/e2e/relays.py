@@ -11,7 +11,9 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from bench.e2e.corpus import Corpus
+import websockets
+
+from bench.e2e.corpus import Corpus, live_event
 from bigbrotr.config import Settings
 from bigbrotr.demo.loader import load_events
 from bigbrotr.demo.relays import RunningRelay, local_relay, nostr_relay
@@ -68,3 +70,30 @@ async def fill_relays(
 
 async def announce(settings: Settings, relays: Sequence[RunningRelay]) -> None:
     await announce_relays(settings, [relay.url for relay in relays], source="bench")
+
+
+async def publish_live(
+    relays: Sequence[RunningRelay], rate: float, label: str, published: set[str]
+) -> None:
+    """New events signed now, `rate` a second on a fixed schedule (a slow answer delays the next
+    ones, it does not lower the rate), each to every relay; the id goes into `published` once
+    every relay said OK. Runs until cancelled."""
+    started = time.monotonic()
+    index = 0
+    while True:
+        sockets = [await websockets.connect(relay.url) for relay in relays]
+        try:
+            for _ in range(_LOAD_CHUNK):
+                await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
+                text = live_event(index, label)
+                event_id = json.loads(text)["id"]
+                for ws in sockets:
+                    await ws.send(f'["EVENT",{text}]')
+                    answer = json.loads(await ws.recv())
+                    if answer[:3] != ["OK", event_id, True]:
+                        raise SystemExit(f"a relay refused a live event: {answer}")
+                published.add(event_id)
+                index += 1
+        finally:
+            for ws in sockets:
+                await ws.close()

@@ -29,8 +29,8 @@ def summary(result: SoakResult) -> str:
             f"({found.growth_mib:+.1f} MiB over it, mean {found.mean_mib:.0f} MiB): "
             + ("flat" if found.flat else "NOT FLAT")
         )
-    if result.restarts:
-        lines.append(f"restarted during the soak: {result.restarts}")
+    if result.restarted:
+        lines.append(f"restarted during the soak: {', '.join(result.restarted)}")
     lines.append("soak: memory flat, nothing lost" if result.ok else "soak: FAILED")
     return "\n".join(lines)
 

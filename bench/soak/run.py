@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import websockets
-
-from bench.e2e.corpus import live_event
 from bench.e2e.latency import CommitLatency, add_commit_order
 from bench.e2e.memory import rss_mib
 from bench.e2e.pipeline import COMPONENTS, Pipeline, delete_topics, pipeline_for, run_changes
-from bench.e2e.relays import announce, run_relays
+from bench.e2e.relays import announce, publish_live, run_relays
 from bench.soak.verdict import Trend, trend
 from bigbrotr.config import load_settings
 from bigbrotr.demo.relays import RunningRelay
@@ -28,19 +24,18 @@ from bigbrotr.topics import create_topics
 from connectors.sink.databases import create_database, drop_database
 
 SETTLE_S = 120.0
-_PER_CONNECTION = 500  # LocalRelay drops a connection after a few thousand events
 
 
 @dataclass
 class SoakResult:
     minutes: float
     rate: float
-    published: int = 0
+    published_ids: set[str] = field(default_factory=set)
     stored: int = 0
     p50_s: float = float("nan")
     p99_s: float = float("nan")
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    restarts: dict[str, int] = field(default_factory=dict)
+    restarted: list[str] = field(default_factory=list)  # components whose process changed
 
     @property
     def trends(self) -> dict[str, Trend | None]:
@@ -49,7 +44,11 @@ class SoakResult:
     @property
     def ok(self) -> bool:
         flat = all(found is None or found.flat for found in self.trends.values())
-        return flat and self.stored == self.published and not self.restarts
+        return flat and self.stored == self.published and not self.restarted
+
+    @property
+    def published(self) -> int:
+        return len(self.published_ids)
 
 
 async def run_soak(minutes: float, rate: float, interval_s: float) -> SoakResult:
@@ -92,7 +91,9 @@ async def _soak(
         first = dict(pipeline.pids)
         await announce(pipeline.settings, relays)
         poller = asyncio.create_task(latency.follow(1.0))
-        publisher = asyncio.create_task(_publish(relays, result))
+        publisher = asyncio.create_task(
+            publish_live(relays, result.rate, "soak", result.published_ids)
+        )
         started = time.monotonic()
         print(
             "   min  " + "  ".join(f"{name:>10}" for name in COMPONENTS) + "   stored", flush=True
@@ -127,25 +128,3 @@ def _sample(pipeline: Pipeline, result: SoakResult, at: float, stored: int) -> N
             result.series.setdefault(name, []).append((at, mib))
         row.append(f"{mib:7.1f} MiB" if mib is not None else "      gone")
     print(f"{at / 60:6.1f}  " + "  ".join(row) + f"  {stored:7,}", flush=True)
-
-
-async def _publish(relays: tuple[RunningRelay, ...], result: SoakResult) -> None:
-    """`result.rate` new events a second to every relay, on a fixed schedule (a slow answer
-    delays the next events, it does not lower the rate)."""
-    started = time.monotonic()
-    while True:
-        sockets = [await websockets.connect(relay.url) for relay in relays]
-        try:
-            for _ in range(_PER_CONNECTION):
-                index = result.published
-                await asyncio.sleep(max(0.0, started + index / result.rate - time.monotonic()))
-                text = live_event(index, "soak")
-                for ws in sockets:
-                    await ws.send(f'["EVENT",{text}]')
-                    answer = json.loads(await ws.recv())
-                    if answer[:3] != ["OK", json.loads(text)["id"], True]:
-                        raise SystemExit(f"a relay refused a soak event: {answer}")
-                result.published += 1
-        finally:
-            for ws in sockets:
-                await ws.close()
