@@ -114,7 +114,7 @@ async def _soak(
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await poller
-        result.restarts = {name: 1 for name, pid in pipeline.pids.items() if first.get(name) != pid}
+        result.restarted = sorted(name for name, pid in pipeline.pids.items() if first[name] != pid)
     result.stored = latency.rows
     result.p50_s, result.p99_s = latency.percentile(0.5), latency.percentile(0.99)
 
