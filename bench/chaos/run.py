@@ -70,7 +70,7 @@ async def run_chaos(
     report = ChaosReport(seed)
     async with private_stack(workdir / "stack", base.dev) as stack:
         print(f"private stack: Kafka {stack.bootstrap}, {stack.postgres.url}", flush=True)
-        with run_relays(workdir / "relays") as relays:
+        with run_relays(workdir / "relays", len(corpus.relay_texts)) as relays:
             await fill_relays(relays, corpus)
             await _under_chaos(stack, relays, corpus, report, workdir, timing)
     return report
@@ -78,7 +78,7 @@ async def run_chaos(
 
 async def _under_chaos(
     stack: PrivateStack,
-    relays: tuple[RunningRelay, RunningRelay, RunningRelay],
+    relays: list[RunningRelay],
     corpus: Corpus,
     report: ChaosReport,
     workdir: Path,

@@ -29,7 +29,6 @@ from connectors.sink.sightings import STAGING as SIGHTING_COLUMNS
 from streams.validate import Limits, validate
 
 SIGNATURE_SAMPLE = 100_000
-_RELAYS = ("ws://127.0.0.1:1", "ws://127.0.0.1:2")
 _SEEN = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -53,19 +52,22 @@ def signature_ceiling(corpus: Corpus, settings: Settings) -> Ceiling:
     return Ceiling(len(texts), time.perf_counter() - started)
 
 
+def _relay(number: int) -> str:
+    return f"ws://127.0.0.1:{10_000 + number}"
+
+
 def _event_rows(corpus: Corpus) -> Iterator[tuple[Any, ...]]:
     for index, text in enumerate(corpus.texts):
-        record = json.loads(text)
-        relay = _RELAYS[0] if index < corpus.shared_end else _RELAYS[1]
         seen = _SEEN + timedelta(microseconds=index)
-        yield event_row({**record, "first_seen_relay": relay, "first_seen_at": seen}).row
+        first = {"first_seen_relay": _relay(0), "first_seen_at": seen}
+        yield event_row({**json.loads(text), **first}).row
 
 
 def _sighting_rows(corpus: Corpus) -> Iterator[tuple[Any, ...]]:
-    for relay, texts in zip(_RELAYS, corpus.relay_texts, strict=True):
+    for number, texts in enumerate(corpus.relay_texts):
         for index, text in enumerate(texts):
             seen = _SEEN + timedelta(microseconds=index)
-            yield (bytes.fromhex(json.loads(text)["id"]), relay, seen, seen)
+            yield (bytes.fromhex(json.loads(text)["id"]), _relay(number), seen, seen)
 
 
 async def copy_ceiling(corpus: Corpus, dsn: str, chunk: int) -> Ceiling:

@@ -6,9 +6,10 @@ event JSON text a line under `<dev.state_dir>/bench/`. Every `created_at` is fix
 before 2025-01-01), so a cached corpus stays the same whenever it is read.
 
 Valid events are kind 1 notes with a `t` tag and, every fifth, a kind 7 reaction to the note
-before it, from 50 keys. Two relays share them: the first holds all but the last tenth, the
-second all but the first tenth, so 80% of the events are seen twice. A few invalid ones (a bad
-signature, an id that is not the hash) go to a third relay that does not check signatures.
+before it, from 50 keys. Each slice of 60,000 is shared by two relays: the first holds all but
+its last tenth, the second all but its first tenth, so 80% of the events are seen twice. A few
+invalid ones (a bad signature, an id that is not the hash) go to a relay of their own that does
+not check signatures.
 """
 
 from __future__ import annotations
@@ -42,33 +43,36 @@ KEYS = 50
 BAD_SIG, BAD_ID = 5, 5
 _TOPICS = ("nostr", "bitcoin", "bigbrotr", "zaps", "music", "photography")
 _CHUNK = 20_000  # a multiple of 5
+# LocalRelay's in-memory store keeps only the newest ~75,000 events (older ones are dropped while
+# it still answers OK), so no relay gets more than 90% of a slice.
+SLICE = 60_000
 
 
 @dataclass(frozen=True)
 class Corpus:
-    """`texts[i]` is event i's JSON; relay 0 holds `texts[:shared_end]`, relay 1
-    `texts[shared_start:]`; `invalid` (reason, JSON) live on the third relay."""
+    """`texts[i]` is event i's JSON, `invalid` (reason, JSON) live on a relay of their own.
+
+    The texts are cut into slices of at most `SLICE` events, each served by a pair of relays:
+    the first holds all of the slice but its last tenth, the second all but its first tenth.
+    """
 
     texts: list[str]
     invalid: list[tuple[str, str]]
 
     @property
-    def shared_start(self) -> int:
-        return len(self.texts) // 10
-
-    @property
-    def shared_end(self) -> int:
-        return len(self.texts) - len(self.texts) // 10
-
-    @property
-    def relay_texts(self) -> tuple[list[str], list[str]]:
-        return self.texts[: self.shared_end], self.texts[self.shared_start :]
+    def relay_texts(self) -> list[list[str]]:
+        """The texts of each LocalRelay, two per slice."""
+        held = []
+        for start in range(0, len(self.texts), SLICE):
+            piece = self.texts[start : start + SLICE]
+            tenth = len(piece) // 10
+            held += [piece[: len(piece) - tenth], piece[tenth:]]
+        return held
 
     @property
     def sightings(self) -> int:
         """Valid (event, relay) pairs the archive must end with."""
-        first, second = self.relay_texts
-        return len(first) + len(second)
+        return sum(len(texts) for texts in self.relay_texts)
 
 
 @cache

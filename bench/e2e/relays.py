@@ -1,6 +1,6 @@
-"""The run's relays: two LocalRelays (rust-nostr, in memory, fast to fill) sharing the corpus, and
-a nostr-relay that does not check signatures holding the corpus's invalid events; then each one
-announced on `relays`, as the finder would."""
+"""The run's relays: LocalRelays (rust-nostr, in memory, fast to fill), two per slice of the
+corpus, and a nostr-relay that does not check signatures holding the corpus's invalid events
+(last); then each one announced on `relays`, as the finder would."""
 
 from __future__ import annotations
 
@@ -27,13 +27,12 @@ _CONNECTIONS = 4
 
 
 @contextlib.contextmanager
-def run_relays(workdir: Path) -> Iterator[tuple[RunningRelay, RunningRelay, RunningRelay]]:
-    with (
-        local_relay(workdir / "relay-a") as first,
-        local_relay(workdir / "relay-b") as second,
-        nostr_relay(workdir / "relay-c", check_signatures=False, name="e2e careless") as third,
-    ):
-        yield first, second, third
+def run_relays(workdir: Path, local: int) -> Iterator[list[RunningRelay]]:
+    """`local` LocalRelays, then the nostr-relay."""
+    with contextlib.ExitStack() as stack:
+        relays = [stack.enter_context(local_relay(workdir / f"local-{n}")) for n in range(local)]
+        careless = nostr_relay(workdir / "careless", check_signatures=False, name="e2e careless")
+        yield [*relays, stack.enter_context(careless)]
 
 
 def as_events(texts: Sequence[str]) -> list[Event]:
@@ -56,15 +55,12 @@ async def fill(relay: RunningRelay, texts: Sequence[str]) -> None:
             group.create_task(connection())
 
 
-async def fill_relays(
-    relays: tuple[RunningRelay, RunningRelay, RunningRelay], corpus: Corpus
-) -> float:
-    """Seconds it took to put the corpus on the relays."""
+async def fill_relays(relays: Sequence[RunningRelay], corpus: Corpus) -> float:
+    """Seconds it took to put the corpus on the relays of `run_relays(len(relay_texts))`."""
     started = time.perf_counter()
-    first, second = corpus.relay_texts
-    await fill(relays[0], first)
-    await fill(relays[1], second)
-    await fill(relays[2], [text for _, text in corpus.invalid])
+    for relay, texts in zip(relays, corpus.relay_texts, strict=False):
+        await fill(relay, texts)
+    await fill(relays[-1], [text for _, text in corpus.invalid])
     return time.perf_counter() - started
 
 

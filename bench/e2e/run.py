@@ -81,7 +81,7 @@ async def run_e2e(
     server = base.database.dsn()
     with (
         tempfile.TemporaryDirectory(prefix="bigbrotr-e2e-") as tmp,
-        run_relays(Path(tmp)) as relays,
+        run_relays(Path(tmp), len(corpus.relay_texts)) as relays,
     ):
         workdir = Path(tmp)
         fill_s = await fill_relays(relays, corpus)

@@ -57,7 +57,7 @@ async def run_soak(minutes: float, rate: float, interval_s: float) -> SoakResult
     dsn = await create_database(base.database.dsn(), f"bench_soak_{uuid.uuid4().hex[:8]}")
     with (
         tempfile.TemporaryDirectory(prefix="bigbrotr-soak-") as tmp,
-        run_relays(Path(tmp)) as relays,
+        run_relays(Path(tmp), 2) as relays,
     ):
         changes = run_changes(
             base,
@@ -83,7 +83,7 @@ async def run_soak(minutes: float, rate: float, interval_s: float) -> SoakResult
 
 
 async def _soak(
-    pipeline: Pipeline, relays: tuple[RunningRelay, ...], result: SoakResult, interval_s: float
+    pipeline: Pipeline, relays: list[RunningRelay], result: SoakResult, interval_s: float
 ) -> None:
     latency = CommitLatency(pipeline.settings.database.dsn())
     async with pipeline.running():
