@@ -14,7 +14,7 @@ import random
 import tempfile
 from pathlib import Path
 
-from bench.chaos.run import ChaosReport, run_chaos
+from bench.chaos.run import ACTIONS, ChaosReport, run_chaos
 
 
 def summary(report: ChaosReport) -> str:
@@ -40,6 +40,12 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=15.0, help="seconds between actions")
     parser.add_argument("--settle", type=float, default=600.0, help="seconds to finish after it")
     parser.add_argument("--seed", type=int, help="the actions' order (random when not given)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[action.replace(" ", "-") for action in ACTIONS],
+        help="draw actions from these kinds only (repeatable; default: all)",
+    )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     with tempfile.TemporaryDirectory(prefix="bigbrotr-chaos-") as tmp:
@@ -51,6 +57,7 @@ def main() -> None:
                 settle_s=args.settle,
                 seed=seed,
                 workdir=Path(tmp),
+                kinds=[kind.replace("-", " ") for kind in args.only or ACTIONS],
             )
         )
     print(summary(report))

@@ -10,11 +10,12 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from confluent_kafka import KafkaException
 
 from bench.chaos.audit import Audit, audit_topics, replay_and_verify
 from bench.chaos.stack import PrivateStack, private_stack
@@ -22,10 +23,13 @@ from bench.e2e.corpus import Corpus, load_corpus
 from bench.e2e.pipeline import Pipeline, pipeline_for, run_changes
 from bench.e2e.relays import announce, fill_relays, publish_live, run_relays
 from bench.e2e.run import count_rows
-from bigbrotr.config import load_settings
+from bigbrotr.config import Settings, load_settings
+from bigbrotr.demo.archive import records_behind, sink_lag
 from bigbrotr.demo.relays import RunningRelay
 from bigbrotr.demo.run import as_environment
+from bigbrotr.errors import BigBrotrError
 from bigbrotr.migrate import migrate
+from bigbrotr.observability.offsets import BrokerOffsets
 from bigbrotr.topics import create_topics
 from connectors.sink.databases import create_database
 
@@ -46,12 +50,12 @@ class ChaosReport:
         return self.audit.ok
 
 
-def schedule(count: int, rng: random.Random) -> list[str]:
+def schedule(count: int, rng: random.Random, kinds: Sequence[str] = ACTIONS) -> list[str]:
     """`count` actions (at least one of each kind), each round of kinds in a random order."""
     actions: list[str] = []
-    while len(actions) < max(count, len(ACTIONS)):
-        actions += rng.sample(ACTIONS, len(ACTIONS))
-    return actions[: max(count, len(ACTIONS))]
+    while len(actions) < max(count, len(kinds)):
+        actions += rng.sample(list(kinds), len(kinds))
+    return actions[: max(count, len(kinds))]
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,20 @@ class Timing:
     duration_s: float  # of the chaos
     interval_s: float  # between two actions
     settle_s: float  # at most, for the pipeline to finish after the chaos
+    kinds: tuple[str, ...] = ACTIONS  # the actions drawn from
 
 
 async def run_chaos(
-    *, events: int, duration_s: float, interval_s: float, settle_s: float, seed: int, workdir: Path
+    *,
+    events: int,
+    duration_s: float,
+    interval_s: float,
+    settle_s: float,
+    seed: int,
+    workdir: Path,
+    kinds: Sequence[str] = ACTIONS,
 ) -> ChaosReport:
-    timing = Timing(duration_s, interval_s, settle_s)
+    timing = Timing(duration_s, interval_s, settle_s, tuple(kinds))
     base = load_settings()
     corpus = load_corpus(events, base.dev.state_dir / "bench")
     report = ChaosReport(seed)
@@ -115,7 +127,8 @@ async def _under_chaos(
         started = time.monotonic()
         await pipeline.wait_running()
         pairs = corpus.sightings + 2 * len(report.live_ids)
-        await _settle(dsn, len(corpus.texts) + len(report.live_ids), pairs, timing.settle_s)
+        events = len(corpus.texts) + len(report.live_ids)
+        await _settle(settings, events, pairs, timing.settle_s)
         report.settled_s = time.monotonic() - started
     print(f"settled {report.settled_s:.0f} s after the chaos; auditing ...", flush=True)
     expected_ids = {json.loads(text)["id"] for text in corpus.texts} | report.live_ids
@@ -134,7 +147,7 @@ async def _chaos(
 ) -> None:
     rng = random.Random(report.seed)
     duration_s = timing.duration_s
-    actions = schedule(int(duration_s / timing.interval_s), rng)
+    actions = schedule(int(duration_s / timing.interval_s), rng, timing.kinds)
     started = time.monotonic()
     for number, action in enumerate(actions):
         wait = started + (number + 1) * duration_s / (len(actions) + 1) - time.monotonic()
@@ -157,12 +170,31 @@ async def _act(action: str, pipeline: Pipeline, stack: PrivateStack) -> None:
     await asyncio.to_thread(restart)
 
 
-async def _settle(dsn: str, events: int, pairs: int, timeout_s: float) -> None:
-    """Until the database holds every event and sighting, or `timeout_s` passed."""
+async def _settle(settings: Settings, events: int, pairs: int, timeout_s: float) -> None:
+    """Until the database holds every event and sighting and nothing is left to read by the
+    worker (on any of its topics, its internal aggregate increments too) or by the sink, or
+    `timeout_s` passed."""
+    dsn = settings.database.dsn()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            if await count_rows(dsn) == (events, pairs):
+        with contextlib.suppress(OSError, asyncpg.PostgresError, BigBrotrError, KafkaException):
+            if await count_rows(dsn) == (events, pairs) and not await _behind(settings, dsn):
                 return
         await asyncio.sleep(1.0)
     print(f"not settled within {timeout_s:.0f} s", flush=True)
+
+
+async def _behind(settings: Settings, dsn: str) -> int:
+    """Records the worker and the sink have still to read."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        sink = sum((await sink_lag(settings, conn)).values())
+    finally:
+        await conn.close()
+    return sink + sum((await asyncio.to_thread(_worker_behind, settings)).values())
+
+
+def _worker_behind(settings: Settings) -> dict[str, int]:
+    group = settings.kafka.topic_prefix + settings.streams.app_id
+    committed = BrokerOffsets(settings.kafka.bootstrap_servers).committed(group)
+    return records_behind(settings, sorted({topic for topic, _ in committed}), committed)
