@@ -117,13 +117,15 @@ async def _under_chaos(
     async with pipeline.running():
         await pipeline.wait_ready()
         await announce(settings, relays)
-        live = asyncio.create_task(publish_live(relays[:2], LIVE_RATE, "chaos", report.live_ids))
+        stop = asyncio.Event()
+        live = asyncio.create_task(
+            publish_live(relays[:2], LIVE_RATE, "chaos", report.live_ids, stop)
+        )
         try:
             await _chaos(pipeline, stack, timing, report)
         finally:
-            live.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await live
+            stop.set()
+            await live
         started = time.monotonic()
         await pipeline.wait_running()
         pairs = corpus.sightings + 2 * len(report.live_ids)

@@ -69,18 +69,26 @@ async def announce(settings: Settings, relays: Sequence[RunningRelay]) -> None:
 
 
 async def publish_live(
-    relays: Sequence[RunningRelay], rate: float, label: str, published: set[str]
+    relays: Sequence[RunningRelay],
+    rate: float,
+    label: str,
+    published: set[str],
+    stop: asyncio.Event,
 ) -> None:
     """New events signed now, `rate` a second on a fixed schedule (a slow answer delays the next
-    ones, it does not lower the rate), each to every relay; the id goes into `published` once
-    every relay said OK. Runs until cancelled."""
+    ones, it does not lower the rate), each to every relay, until `stop` is set; the id goes into
+    `published` once every relay said OK. An event is never left on some relays only."""
     started = time.monotonic()
     index = 0
-    while True:
+    while not stop.is_set():
         sockets = [await websockets.connect(relay.url) for relay in relays]
         try:
             for _ in range(_LOAD_CHUNK):
-                await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
+                delay = started + index / rate - time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(delay, 0.0))
+                if stop.is_set():
+                    return
                 text = live_event(index, label)
                 event_id = json.loads(text)["id"]
                 for ws in sockets:

@@ -91,8 +91,9 @@ async def _soak(
         first = dict(pipeline.pids)
         await announce(pipeline.settings, relays)
         poller = asyncio.create_task(latency.follow(1.0))
+        stop = asyncio.Event()
         publisher = asyncio.create_task(
-            publish_live(relays, result.rate, "soak", result.published_ids)
+            publish_live(relays, result.rate, "soak", result.published_ids, stop)
         )
         started = time.monotonic()
         print(
@@ -103,9 +104,8 @@ async def _soak(
                 await asyncio.sleep(interval_s)
                 _sample(pipeline, result, time.monotonic() - started, latency.rows)
         finally:
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+            stop.set()
+            await publisher
         deadline = time.monotonic() + SETTLE_S
         while time.monotonic() < deadline:
             if latency.rows >= result.published:
