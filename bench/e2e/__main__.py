@@ -61,7 +61,8 @@ def main() -> None:
     parser.add_argument(
         "--negentropy",
         action="store_true",
-        help="let the synchronizer reconcile by NIP-77 (off: it pages; see BENCHMARKS.md)",
+        help="let the synchronizer reconcile by NIP-77 against the archive (off: it pages; the "
+        "archive starts empty, so NIP-77 would list every id as missing anyway)",
     )
     args = parser.parse_args()
     if args.events < 100:
