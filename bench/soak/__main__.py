@@ -1,0 +1,53 @@
+"""Soak: the end-to-end pipeline (`bigbrotr sync`, `worker`, `sink` processes) archives a steady
+stream of new events published to two local relays, for a set duration; prints the resident
+memory of each process over time and a flat / not-flat verdict per process (`bench.soak.verdict`).
+
+Run from the checkout against the dev stack: `.venv/bin/python -m bench.soak --minutes 30
+--rate 20`. Exits 1 when a process's memory is not flat, or the archive misses an event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from bench.soak.run import SoakResult, run_soak
+
+
+def summary(result: SoakResult) -> str:
+    lines = [
+        f"published {result.published:,} events at {result.rate:g}/s for {result.minutes:g} min; "
+        f"stored {result.stored:,}; latency seen_at -> row committed p50 {result.p50_s:.2f} s, "
+        f"p99 {result.p99_s:.2f} s",
+    ]
+    for name, found in sorted(result.trends.items()):
+        if found is None:
+            lines.append(f"{name:>6}: too short a run for a verdict")
+            continue
+        lines.append(
+            f"{name:>6}: second half {found.slope_mib_per_min:+.2f} MiB/min "
+            f"({found.growth_mib:+.1f} MiB over it, mean {found.mean_mib:.0f} MiB): "
+            + ("flat" if found.flat else "NOT FLAT")
+        )
+    if result.restarted:
+        lines.append(f"restarted during the soak: {', '.join(result.restarted)}")
+    lines.append("soak: memory flat, nothing lost" if result.ok else "soak: FAILED")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="how long to publish")
+    parser.add_argument("--rate", type=float, default=20.0, help="new events a second")
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds between samples")
+    args = parser.parse_args()
+    if args.rate <= 0 or args.minutes <= 0 or args.interval <= 0:
+        parser.error("--minutes, --rate and --interval must be positive")
+    result = asyncio.run(run_soak(args.minutes, args.rate, args.interval))
+    print(summary(result))
+    if not result.ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
