@@ -408,7 +408,7 @@ class StreamSettings(_Section):
         default=8,
         ge=1,
         le=4096,
-        description="RocksDB block cache of each table partition (a database each); with 4 MiB "
+        description="RocksDB block cache of each table partition (a database each); with two 2 MiB "
         "write buffers it bounds the worker's table memory",
     )
     batch_records: int = Field(
