@@ -469,6 +469,13 @@ class SinkSettings(_Section):
         le=300,
         description="A sink that stopped answering (killed, hung) loses its partitions after this",
     )
+    rejoin_after_s: float = Field(
+        default=60.0,
+        ge=5,
+        le=3600,
+        description="A sink holding no partitions this long (its group session lost and not "
+        "given back) leaves the group and joins again with a new consumer",
+    )
     shutdown_timeout_s: float = Field(
         default=8.0,
         gt=0,

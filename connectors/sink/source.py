@@ -14,6 +14,7 @@ stored offsets.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -115,7 +116,14 @@ class Source:
 
 
 class GroupSource(Source):
-    """Partitions shared by the consumer group; each starts at the offset stored with the rows."""
+    """Partitions shared by the consumer group; each starts at the offset stored with the rows.
+
+    The rebalance callbacks run inside `consume()` on a worker thread; the assignment one asks
+    the event loop for the stored offsets and waits at most `sink.rejoin_after_s` for them. A
+    sink that holds no partitions that long (its session lost while the broker was away and the
+    group never gave them back, or the offsets did not come) says so and joins again with a
+    new consumer, so no stall outlasts that bound.
+    """
 
     def __init__(
         self,
@@ -124,28 +132,117 @@ class GroupSource(Source):
         stored: StoredOffsets,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        super().__init__(Consumer(consumer_config(settings)))
+        self._settings = settings
+        self._topics = list(topics)
         self._stored = stored
         self._loop = loop
-        self._consumer.subscribe(list(topics), on_assign=self._assign, on_revoke=self._revoke)
+        self._group = settings.kafka.topic_prefix + settings.sink.group_id
+        self._rejoin_after_s = settings.sink.rejoin_after_s
+        self._report_every_s = settings.sink.session_timeout_s
+        self._unassigned_since: float | None = time.monotonic()
+        self._reported_at = self._unassigned_since
+        self._rejoin = False
+        super().__init__(self._subscribed())
+
+    def _subscribed(self) -> Consumer:
+        consumer = Consumer(consumer_config(self._settings))
+        consumer.subscribe(
+            self._topics, on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lost
+        )
+        return consumer
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Any]:
+        records = await super().poll(max_records, timeout_s)
+        await self._watch()
+        return records
+
+    async def _watch(self) -> None:
+        """Log the wait for partitions now and then; past `rejoin_after_s`, join again."""
+        since = self._unassigned_since
+        if since is None:
+            return
+        now = time.monotonic()
+        if self._rejoin or now - since >= self._rejoin_after_s:
+            log.warning(
+                "no partitions from group %s for %.0f s: joining it again with a new consumer",
+                self._group,
+                now - since,
+            )
+            await self._renew()
+        elif now - self._reported_at >= self._report_every_s:
+            self._reported_at = now
+            log.info(
+                "waiting %.0f s so far for group %s to assign partitions", now - since, self._group
+            )
+
+    async def _renew(self) -> None:
+        """Close the consumer (in bounded time: a stuck one is left behind) and subscribe anew."""
+        old = self._consumer
+        closing = asyncio.ensure_future(asyncio.to_thread(old.close))
+        try:
+            await asyncio.wait_for(asyncio.shield(closing), self._report_every_s)
+        except TimeoutError:
+            log.warning(
+                "the old consumer did not close within %.0f s; left behind", self._report_every_s
+            )
+        except KafkaException as exc:
+            log.warning("closing the old consumer: %s", exc)
+        self.expected.clear()
+        self.reached.clear()
+        self.generation += 1
+        self._rejoin = False
+        self._consumer = await asyncio.to_thread(self._subscribed)
+        self._unassigned_since = self._reported_at = time.monotonic()
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        stored = asyncio.run_coroutine_threadsafe(self._stored(), self._loop).result()
+        if consumer is not self._consumer:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._stored(), self._loop)
+        try:
+            stored = future.result(timeout=self._rejoin_after_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            log.warning(
+                "the stored offsets did not come within %.0f s; taking no partitions and "
+                "joining group %s again",
+                self._rejoin_after_s,
+                self._group,
+            )
+            consumer.assign([])
+            self._rejoin = True
+            return
         for tp in partitions:
             offset = stored.get((tp.topic, tp.partition))
             tp.offset = OFFSET_BEGINNING if offset is None else offset
             self.expected[(tp.topic, tp.partition)] = offset
         consumer.assign(partitions)
         self.generation += 1
+        if self.expected:
+            self._unassigned_since = None
         log.info(
             "assigned %s", ", ".join(f"{t.topic}[{t.partition}]@{t.offset}" for t in partitions)
         )
 
     def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:
+            return
         for tp in partitions:
             self.expected.pop((tp.topic, tp.partition), None)
         consumer.unassign()
         self.generation += 1
+        if not self.expected and self._unassigned_since is None:
+            self._unassigned_since = self._reported_at = time.monotonic()
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group session expired (the broker was away): others may hold them by now."""
+        if consumer is not self._consumer:
+            return
+        log.warning(
+            "lost %d partitions (group %s session expired); waiting to be assigned again",
+            len(partitions),
+            self._group,
+        )
+        self._revoke(consumer, partitions)
 
 
 class FixedSource(Source):
