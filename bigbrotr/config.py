@@ -404,12 +404,12 @@ class StreamSettings(_Section):
         description="How often the worker commits its transactions: the longest an output waits "
         "before readers (read_committed) see it",
     )
-    table_cache_mib: int = Field(
-        default=8,
-        ge=1,
-        le=4096,
-        description="RocksDB block cache of each table partition (a database each); with two 2 MiB "
-        "write buffers it bounds the worker's table memory",
+    table_memory_mib: int = Field(
+        default=64,
+        ge=8,
+        le=65_536,
+        description="Memory of all table databases together (RocksDB block cache and write "
+        "buffers, shared by every table partition the worker holds)",
     )
     batch_records: int = Field(
         default=1000,

@@ -64,7 +64,7 @@ def build_app(
         broker_commit_interval=settings.streams.commit_interval_s,
         batch_records=settings.streams.batch_records,
         batch_linger_s=settings.streams.batch_linger_ms / 1000,
-        table_cache_bytes=settings.streams.table_cache_mib * 1024 * 1024,
+        table_memory_bytes=settings.streams.table_memory_mib * 1024 * 1024,
     )
     codec = codec or Codec(registry=kafka.schema_registry_url)
     validator = validator or BatchValidator(Limits.from_settings(settings.streams))

@@ -43,16 +43,17 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables import Table
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, AppT, EventT, Message
+from faust.types import TP, AppT, EventT, Message, StoreT
 from faust.types.transports import TransportT
+from yarl import URL
 
 from bigbrotr.observability.metrics import RECORDS_OUT
 from streams.batches import Batch, Record, by_partition
 from streams.progress import Admission, Progress, hole_is_empty
+from streams.table_memory import MIB, TableMemory
 
 log = logging.getLogger("bigbrotr.worker")
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
-MIB = 1024 * 1024
 
 
 class RecordBoundary:
@@ -168,22 +169,13 @@ class StreamApp(faust.App):
         *args: Any,
         batch_records: int = 1000,
         batch_linger_s: float = 0.0,
-        table_cache_bytes: int = 8 * MIB,
+        table_memory_bytes: int = 64 * MIB,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.batch_records = batch_records
         self.batch_linger_s = batch_linger_s
-        # Faust's defaults give every table partition its own 2 GiB block cache and up to three
-        # 64 MiB write buffers: with a database per partition per table, memory then grows with
-        # the history for hours before the first flush (the soak measured about 1 MiB a minute
-        # at 20 events a second). Small write buffers flush early, so memory levels off.
-        self.table_memory = {
-            "block_cache_size": table_cache_bytes,
-            "block_cache_compressed_size": MIB,
-            "write_buffer_size": 2 * MIB,
-            "max_write_buffer_number": 2,
-        }
+        self.table_memory = TableMemory(table_memory_bytes)
         self.boundary = RecordBoundary(self)
 
     def _new_transport(self) -> TransportT:
@@ -203,7 +195,7 @@ class StreamApp(faust.App):
         """A table in the app's store whose changes travel with their batch.
 
         `str` keys reach the changelog as JSON strings, `bytes` keys as they are. Each partition
-        is a RocksDB database with bounded memory (`table_memory`).
+        is a RocksDB database inside the app's `table_memory`.
         """
         table = RecordTable(
             self,
@@ -211,7 +203,6 @@ class StreamApp(faust.App):
             partitions=partitions,
             key_type=key_type,
             beacon=self.tables.beacon,
-            options=self.table_memory,
         )
         self.tables.add(table)
         self.boundary.tables.append(table)
@@ -505,6 +496,13 @@ class RecordTable(Table[Any, Any]):
         super().__init__(*args, **kwargs)
         self._unsent: defaultdict[int, dict[Any, Any]] = defaultdict(dict)
         self._uncommitted: defaultdict[int, dict[Any, Any]] = defaultdict(dict)
+
+    def _new_store_by_url(self, url: str | URL) -> StoreT[Any, Any]:
+        store = cast(RocksDBStore, super()._new_store_by_url(url))
+        store.rocksdb_options = cast(StreamApp, self.app).table_memory.options(
+            store.rocksdb_options
+        )
+        return store
 
     def lookup(self, source: EventT[Any], key: Any) -> Any:
         """The value for `key` in the partition of `source`, None when there is none."""
