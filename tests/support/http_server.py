@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import TracebackType
-from typing import Self
+
+from tests.support.loopback_server import LoopbackServer
 
 DOCUMENT = {"name": "http test relay", "supported_nips": [1, 11], "limitation": {"max_limit": 77}}
 
 
-class Nip11Server:
+class Nip11Server(LoopbackServer):
     """`async with Nip11Server() as server:`; `server.relay_url("/path")` is the ws:// form.
 
     Paths: `/` a valid document; `/oversized` declares a huge body; `/endless` streams chunks
@@ -22,10 +22,8 @@ class Nip11Server:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[str] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.StreamWriter] = set()
 
     def relay_url(self, path: str = "") -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
@@ -34,35 +32,11 @@ class Nip11Server:
     def host_port(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.close()
-            for client in self._clients:
-                client.transport.abort()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients.add(writer)
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            self.requests.append(head)
-            path = head.split(" ", 2)[1]
-            await self._answer(path, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._clients.discard(writer)
-            writer.close()
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        self.requests.append(head)
+        path = head.split(" ", 2)[1]
+        await self._answer(path, writer)
 
     async def _answer(self, path: str, writer: asyncio.StreamWriter) -> None:
         match path:

@@ -2,20 +2,21 @@
 
 Processes the test cannot hold in its own interpreter (the Faust worker) export their spans here
 through `tracing.otlp_endpoint`; the protobuf requests are decoded with the OTLP message types.
-Written on asyncio streams, like `tests.support.http_server`.
+A `LoopbackServer`, like `tests.support.http_server`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from tests.support.loopback_server import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -31,64 +32,38 @@ class CollectedSpan:
     links: tuple[tuple[int, int], ...]
 
 
-class OtlpCollector:
+class OtlpCollector(LoopbackServer):
     """`async with OtlpCollector() as collector:`; give `collector.endpoint` to the process."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.spans: list[CollectedSpan] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.StreamWriter] = set()
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.close()
-            for client in self._clients:
-                client.transport.abort()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients.add(writer)
-        try:
-            while True:  # the exporter keeps its connection alive between requests
-                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-                request_line, *header_lines = head.split("\r\n")
-                headers = {
-                    name.strip().lower(): value.strip()
-                    for name, _, value in (line.partition(":") for line in header_lines if line)
-                }
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                if request_line.startswith("POST /v1/traces "):
-                    self._collect(body)
-                    status = "200 OK"
-                else:
-                    status = "404 Not Found"
-                answer = ExportTraceServiceResponse().SerializeToString()
-                writer.write(
-                    f"HTTP/1.1 {status}\r\nContent-Type: application/x-protobuf\r\n"
-                    f"Content-Length: {len(answer)}\r\n\r\n".encode()
-                    + answer
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            self._clients.discard(writer)
-            writer.close()
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:  # the exporter keeps its connection alive between requests
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            request_line, *header_lines = head.split("\r\n")
+            headers = {
+                name.strip().lower(): value.strip()
+                for name, _, value in (line.partition(":") for line in header_lines if line)
+            }
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            if request_line.startswith("POST /v1/traces "):
+                self._collect(body)
+                status = "200 OK"
+            else:
+                status = "404 Not Found"
+            answer = ExportTraceServiceResponse().SerializeToString()
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: application/x-protobuf\r\n"
+                f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                + answer
+            )
+            await writer.drain()
 
     def _collect(self, body: bytes) -> None:
         request = ExportTraceServiceRequest()
