@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bigbrotr.config import Settings
+from bigbrotr.producer import Producer, new_producer
+from bigbrotr.topics import create_topics
 from tests.support.events import history, make_events
 from tests.support.hostile_relay import HostileRelay
 from tests.support.loader import load_events
@@ -59,3 +62,15 @@ async def hostile() -> AsyncIterator[HostileRelay]:
     """A fresh hostile relay serving 20 events; the URL path picks the behaviour."""
     async with HostileRelay(make_events(20, label="hostile"), drip_interval=0.2) as relay:
         yield relay
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[Producer]:
+    """A started producer of the test's settings, its topics created."""
+    create_topics(settings.kafka)
+    producer = new_producer(settings)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()

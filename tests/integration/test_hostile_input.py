@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,7 @@ import pytest
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
-from bigbrotr.producer import Producer, new_producer
-from bigbrotr.topics import create_topics
+from bigbrotr.producer import Producer
 from connectors.client import ClientLimits, EndReason
 from connectors.monitor.checks import CheckTimeouts
 from connectors.monitor.probe import ProbeConfig, probe_relay
@@ -48,17 +46,6 @@ CODEC = Codec()
 FRAME_LIMIT = ClientLimits().max_frame_bytes
 MEMORY_BOUND = 24 * FRAME_LIMIT
 HUGE_COUNT = 60
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Producer]:
-    create_topics(settings.kafka)
-    producer = new_producer(settings)
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
 
 
 async def sync(url: str, relay: HostileRelay, settings: Settings, producer: Producer) -> Any:

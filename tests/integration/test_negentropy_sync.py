@@ -18,8 +18,7 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.migrate import migrate
 from bigbrotr.nostr import Event, parse_event
-from bigbrotr.producer import Producer, new_producer
-from bigbrotr.topics import create_topics
+from bigbrotr.producer import Producer
 from connectors.client import NegentropyLimits
 from connectors.known_ids import DatabaseKnownIds
 from connectors.negentropy_pull import NOT_NIP77, NegentropyPuller
@@ -71,17 +70,6 @@ async def archive(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Producer]:
-    create_topics(settings.kafka)
-    producer = new_producer(settings)
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
 
 
 @pytest.fixture

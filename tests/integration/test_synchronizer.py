@@ -18,8 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.nostr import Event, Filter, parse_event
-from bigbrotr.producer import Producer, new_producer
-from bigbrotr.topics import create_topics
+from bigbrotr.producer import Producer
 from connectors.client import ClientLimits, EndReason
 from connectors.sync import Coverage
 from connectors.synchronizer import SyncReport, load_cursor, sync_relay
@@ -78,17 +77,6 @@ async def low_cap_burst_relay(
     with local_relay(tmp_path_factory.mktemp("sync-low-cap"), max_limit=LOW_CAP) as relay:
         assert await load_events(relay.url, burst_events) == {event.id for event in burst_events}
         yield relay
-
-
-@pytest.fixture
-async def producer(settings: Settings) -> AsyncIterator[Producer]:
-    create_topics(settings.kafka)
-    producer = new_producer(settings)
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
 
 
 async def sync(
