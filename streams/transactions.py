@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaProducer
 from faust.exceptions import ProducerSendError
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables import Table
-from faust.transport.consumer import TransactionManager
+from faust.transport.consumer import TopicPartitionGroup, TransactionManager
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, AppT, EventT, Message, StoreT
 from faust.types.transports import TransportT
@@ -460,9 +460,13 @@ class SourceTransactions(TransactionManager):
             await self.producer.stop_transaction(transactional_id)
 
     def transactional_id(self, source: TP) -> str:
-        """The producer whose transaction holds the output of records from `source`."""
+        """The producer whose transaction holds the output of records from `source`: Faust's
+        own naming, which its commits route offsets by."""
         group = self.app.assignor.group_for_topic(source.topic)
-        return f"{self.app.conf.id}-{group}-{source.partition}"
+        return self.transactional_id_format.format(
+            tpg=TopicPartitionGroup(source.topic, source.partition, group),
+            group_id=self.app.conf.id,
+        )
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         """Runs under the record boundary's lock, taken by `StableOffsetConsumer.commit`."""
