@@ -41,7 +41,7 @@ ACTIONS = ("kill sync", "kill worker", "kill sink", "restart kafka", "restart po
 class ChaosReport:
     seed: int
     actions: list[tuple[float, str]] = field(default_factory=list)
-    live_ids: set[str] = field(default_factory=set)
+    live_ids: dict[str, float] = field(default_factory=dict)
     settled_s: float = 0.0
     audit: Audit = field(default_factory=Audit)
 
@@ -133,7 +133,7 @@ async def _under_chaos(
         await _settle(settings, events, pairs, timing.settle_s)
         report.settled_s = time.monotonic() - started
     print(f"settled {report.settled_s:.0f} s after the chaos; auditing ...", flush=True)
-    expected_ids = {json.loads(text)["id"] for text in corpus.texts} | report.live_ids
+    expected_ids = {json.loads(text)["id"] for text in corpus.texts} | report.live_ids.keys()
     invalid = {json.loads(text)["id"] for _, text in corpus.invalid}
     report.audit = await audit_topics(settings, invalid, expected_ids, pairs)
     report.audit.problems += await asyncio.to_thread(

@@ -72,12 +72,13 @@ async def publish_live(
     relays: Sequence[RunningRelay],
     rate: float,
     label: str,
-    published: set[str],
+    published: dict[str, float],
     stop: asyncio.Event,
 ) -> None:
     """New events signed now, `rate` a second on a fixed schedule (a slow answer delays the next
     ones, it does not lower the rate), each to every relay, until `stop` is set; the id goes into
-    `published` once every relay said OK. An event is never left on some relays only."""
+    `published` (with the wall-clock time of the relays' last OK) once every relay said OK. An
+    event is never left on some relays only."""
     started = time.monotonic()
     index = 0
     while not stop.is_set():
@@ -96,7 +97,7 @@ async def publish_live(
                     answer = json.loads(await ws.recv())
                     if answer[:3] != ["OK", event_id, True]:
                         raise SystemExit(f"a relay refused a live event: {answer}")
-                published.add(event_id)
+                published[event_id] = time.time()
                 index += 1
         finally:
             for ws in sockets:

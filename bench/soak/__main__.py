@@ -20,6 +20,7 @@ def summary(result: SoakResult) -> str:
         f"stored {result.stored:,}; latency seen_at -> row committed p50 {result.p50_s:.2f} s, "
         f"p99 {result.p99_s:.2f} s",
     ]
+    lines += result.losses.describe(result.started)
     for name, found in sorted(result.trends.items()):
         if found is None:
             lines.append(f"{name:>6}: too short a run for a verdict")

@@ -16,6 +16,7 @@ from bench.e2e.latency import CommitLatency, add_commit_order
 from bench.e2e.memory import rss_mib
 from bench.e2e.pipeline import COMPONENTS, Pipeline, delete_topics, pipeline_for, run_changes
 from bench.e2e.relays import announce, publish_live, run_relays
+from bench.soak.audit import Losses, find_losses
 from bench.soak.verdict import Trend, trend
 from bigbrotr.config import load_settings
 from bigbrotr.demo.relays import RunningRelay
@@ -30,8 +31,9 @@ SETTLE_S = 120.0
 class SoakResult:
     minutes: float
     rate: float
-    published_ids: set[str] = field(default_factory=set)
-    stored: int = 0
+    published_ids: dict[str, float] = field(default_factory=dict)  # id -> when published
+    started: float = 0.0  # wall clock
+    losses: Losses = field(default_factory=Losses)
     p50_s: float = float("nan")
     p99_s: float = float("nan")
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
@@ -45,6 +47,10 @@ class SoakResult:
     def ok(self) -> bool:
         flat = all(found is None or found.flat for found in self.trends.values())
         return flat and self.stored == self.published and not self.restarted
+
+    @property
+    def stored(self) -> int:
+        return self.losses.stored
 
     @property
     def published(self) -> int:
@@ -96,6 +102,7 @@ async def _soak(
             publish_live(relays, result.rate, "soak", result.published_ids, stop)
         )
         started = time.monotonic()
+        result.started = time.time()
         print(
             "   min  " + "  ".join(f"{name:>10}" for name in COMPONENTS) + "   stored", flush=True
         )
@@ -115,7 +122,9 @@ async def _soak(
         with contextlib.suppress(asyncio.CancelledError):
             await poller
         result.restarted = sorted(name for name, pid in pipeline.pids.items() if first[name] != pid)
-    result.stored = latency.rows
+    result.losses = await find_losses(
+        pipeline.settings, result.published_ids, [relay.url for relay in relays]
+    )
     result.p50_s, result.p99_s = latency.percentile(0.5), latency.percentile(0.99)
 
 
