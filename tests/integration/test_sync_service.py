@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bigbrotr.config import Settings, load_settings
+from bigbrotr.config import Settings
 from bigbrotr.nostr import Filter, sign_event
 from bigbrotr.topics import create_topics
 from connectors.client import RelayClient, Subscription
@@ -31,6 +31,7 @@ from tests.support.hostile_relay import Behaviour, HostileRelay
 from tests.support.loader import load_events
 from tests.support.raw_topic import RawTail
 from tests.support.relays import LOW_CAP, RunningRelay, local_relay, nostr_relay
+from tests.support.sync_service import live, running, service_settings
 from tests.support.tcp_proxy import CuttableProxy
 from tests.support.waiting import until, until_answered
 
@@ -80,45 +81,6 @@ async def fleet(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fleet
             fleet.held[relay.url] = await load_events(relay.url, events)
             assert len(fleet.held[relay.url]) == EVENTS_PER_RELAY
         yield fleet
-
-
-def service_settings(settings: Settings, allow: list[str], **sync: Any) -> Settings:
-    quick = {
-        "history_since": BASE_TIME,
-        "first_chunk_s": 30 * 86_400,
-        "chunk_timeout_s": 20,
-        "connect_timeout_s": 2,
-        "live_session_s": 120,
-        "backoff_base_s": 0.2,
-        "backoff_max_s": 1.0,
-        "breaker_failures": 20,
-        "shutdown_timeout_s": 8,
-    }
-    return load_settings(
-        kafka={
-            "bootstrap_servers": settings.kafka.bootstrap_servers,
-            "topic_prefix": settings.kafka.topic_prefix,
-        },
-        database={"url": settings.database.url},
-        connectors={"allow": allow},
-        sync={**quick, **sync},
-    )
-
-
-@contextlib.asynccontextmanager
-async def running(service: SyncService) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(service.run())
-    try:
-        yield task
-    finally:
-        service.stop()
-        async with asyncio.timeout(30):
-            await task
-
-
-def live(service: SyncService, urls: set[str]) -> bool:
-    statuses = service.statuses
-    return urls <= set(statuses) and all(statuses[url].phase is Phase.LIVE for url in urls)
 
 
 async def test_two_services_share_the_relays_and_one_takes_over_from_the_cursors(
