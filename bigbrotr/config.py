@@ -318,6 +318,13 @@ class SyncSettings(_Section):
         description="A live subscription is renewed after this long: the history since it "
         "started is pulled, so the cursor moves forward",
     )
+    live_backlog_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A catch-up that ends further than this behind now pulls the newest part "
+        "again (at most 5 times) before going live: the live REQ gets the rest only as its "
+        "stored answer, which relays cut at their cap",
+    )
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_max_s: float = Field(default=600.0, gt=0)
     breaker_failures: int = Field(

@@ -56,6 +56,7 @@ RELOADABLE: dict[str, tuple[str, ...]] = {
         "chunk_timeout_s",
         "connect_timeout_s",
         "live_session_s",
+        "live_backlog_s",
         "backoff_base_s",
         "backoff_max_s",
         "breaker_failures",

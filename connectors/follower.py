@@ -4,7 +4,14 @@ A cycle pulls what the cursor leaves open (newest first, in windows that start a
 `sync.first_chunk_s` and double, publishing the cursor after each, so a stop or a lost assignment
 costs at most one window; what one window learned of the relay's answers saves the next one the
 probe requests), then holds a live REQ (`since` the newest settled second, no `until`)
-and publishes each event as it arrives. The live REQ is renewed every `sync.live_session_s`:
+and publishes each event as it arrives.
+
+What reaches the relay while the history is pulled comes to the live REQ only as its stored
+answer, which relays cut at their cap (newest first, silently). So while the cursor's newest
+settled second is more than `sync.live_backlog_s` old, the newest part is pulled again (each pass
+covers what arrived during the one before; at most `MAX_EXTRA_PASSES`).
+
+The live REQ is renewed every `sync.live_session_s`:
 the next cycle pulls the history since it began, which moves the cursor forward. After any
 failure (a dropped connection, a timeout, a refused REQ) the relay waits out a jittered backoff,
 or a cool-down once its circuit opens, and the next cycle back-fills everything the cursor does
@@ -40,6 +47,8 @@ LIVE_SOURCE = "live"
 UNSETTLED = "pulled before every event of these seconds may have reached the relay"
 MIN_CHUNK_S = 60
 _MAX_UNACKED = 500
+# Passes after a catch-up to close in on now; a relay always slower than that still goes live.
+MAX_EXTRA_PASSES = 5
 # How a live subscription ends when nothing is wrong: renewal time, or the per-REQ event bound.
 _RENEWALS = frozenset({EndReason.TOTAL_TIMEOUT, EndReason.MAX_EVENTS})
 
@@ -111,6 +120,7 @@ class RelayFollower:
         self._chunk_s = sync.first_chunk_s
         self._cursor: Coverage | None = None
         self._edge: int | None = None
+        self._cap = RelayCap()
 
     @property
     def _settings(self) -> Settings:
@@ -133,7 +143,7 @@ class RelayFollower:
                     self.status.resumed_from = self.status.cursor = self._cursor
                     self._edge = None if self._cursor is None else self._cursor.complete_until
                     loaded = full = True
-                failure = await self._catch_up(full)
+                failure = await self._close_in(full)
                 if failure is None:
                     failure = await self._live()
             except Exception as exc:  # a relay's bug must not end its follower silently
@@ -176,6 +186,34 @@ class RelayFollower:
         log.info("%s: retrying in %.1fs after: %s", self.relay.url, delay, failure)
         await asyncio.sleep(delay)
 
+    async def _close_in(self, full: bool) -> str | None:
+        """Catch up, then pull the newest part again while the cursor is further behind now
+        than `sync.live_backlog_s`, at most `MAX_EXTRA_PASSES` times; None when every window
+        was answered, else why not.
+        """
+        # Learned afresh each cycle: a relay's cap may change between live sessions.
+        self._cap = RelayCap()
+        failure = await self._catch_up(full)
+        passes = 0
+        while failure is None and (behind := self._behind()) > self._settings.sync.live_backlog_s:
+            if passes == MAX_EXTRA_PASSES:
+                log.info(
+                    "%s: still %.1fs behind after %d extra passes; following it live anyway",
+                    self.relay.url,
+                    behind,
+                    passes,
+                )
+                break
+            passes += 1
+            failure = await self._catch_up(full=False)
+        return failure
+
+    def _behind(self) -> float:
+        """Seconds since the cursor's newest settled second: what the live REQ's stored answer
+        would have to hold."""
+        span = None if self._cursor is None else self._cursor.span
+        return 0.0 if span is None else time.time() - span[1]
+
     async def _catch_up(self, full: bool) -> str | None:
         """Pull what the cursor leaves open (only the newest part unless `full`); None when
         every window was answered, else why not.
@@ -186,11 +224,9 @@ class RelayFollower:
         windows = cursor.next_windows(int(time.time()), self._settings.sync.history_since)
         if not full and cursor.span is not None:
             windows = windows[:1]
-        # Learned afresh each cycle: a relay's cap may change between live sessions.
-        cap = RelayCap()
         for low, high in windows:
             for since, until in history_windows(low, high, self._chunk_s):
-                failure, cap = await self._pull(since, until, cap)
+                failure, self._cap = await self._pull(since, until, self._cap)
                 if failure is not None:
                     return failure
         self._edge = None if self._cursor is None else self._cursor.complete_until

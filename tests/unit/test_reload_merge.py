@@ -29,6 +29,7 @@ def test_sync_rates_limits_and_timeouts_reload_but_its_group_and_method_do_not()
             "max_concurrent": 3,
             "priority_relays": ["wss://relay.example.com"],
             "chunk_timeout_s": 30,
+            "live_backlog_s": 2,
             "negentropy_max_rounds": 5,
             "group_id": "elsewhere",
             "negentropy": False,
@@ -39,12 +40,14 @@ def test_sync_rates_limits_and_timeouts_reload_but_its_group_and_method_do_not()
     assert merged.sync.max_concurrent == 3
     assert merged.sync.priority_relays == ["wss://relay.example.com"]
     assert merged.sync.chunk_timeout_s == 30
+    assert merged.sync.live_backlog_s == 2
     assert merged.sync.negentropy_max_rounds == 5
     assert merged.connectors.page_size == 100
     assert set(changed) == {
         "sync.max_concurrent",
         "sync.priority_relays",
         "sync.chunk_timeout_s",
+        "sync.live_backlog_s",
         "sync.negentropy_max_rounds",
         "connectors.page_size",
     }
