@@ -3,13 +3,14 @@
 A cycle pulls what the cursor leaves open (newest first, in windows that start at
 `sync.first_chunk_s` and double, publishing the cursor after each, so a stop or a lost assignment
 costs at most one window; what one window learned of the relay's answers saves the next one the
-probe requests), then holds a live REQ (`since` the newest settled second, no `until`)
-and publishes each event as it arrives.
+probe requests), then holds a live REQ (`since` the newest settled second, no `until`, at most
+a page of stored events) and publishes each event as it arrives.
 
 What reaches the relay while the history is pulled comes to the live REQ only as its stored
 answer, which relays cut at their cap (newest first, silently). So while the cursor's newest
 settled second is more than `sync.live_backlog_s` old, the newest part is pulled again (each pass
-covers what arrived during the one before; at most `MAX_EXTRA_PASSES`).
+covers what arrived during the one before; at most `MAX_EXTRA_PASSES`), and a stored answer that
+still reaches the cap ends the live session at once, leaving the rest to the next cycle's pages.
 
 The live REQ is renewed every `sync.live_session_s`:
 the next cycle pulls the history since it began, which moves the cursor forward. After any
@@ -39,7 +40,7 @@ from connectors.client import ClientLimits, EndReason, RelayClient
 from connectors.negentropy_pull import NegentropyPuller, negentropy_limits
 from connectors.slots import PullSlots
 from connectors.sync import Coverage, Gap, RelayCap, SyncPolicy
-from connectors.synchronizer import load_cursor, raw_event_value, sync_relay
+from connectors.synchronizer import load_cursor, page_limit, raw_event_value, sync_relay
 
 log = logging.getLogger("bigbrotr.sync")
 
@@ -248,7 +249,7 @@ class RelayFollower:
                         codec=self._context.codec,
                         settings=settings,
                         cursor=self._cursor,
-                        policy=SyncPolicy(page_size=settings.connectors.page_size),
+                        policy=self._policy,
                         max_limit=max_limit,
                         allow=settings.connectors.allow,
                         limits=ClientLimits(connect_timeout=sync.connect_timeout_s),
@@ -267,11 +268,22 @@ class RelayFollower:
             return f"{unanswered} of {report.requests} requests unanswered: {reason}", report.cap
         return None, report.cap
 
+    @property
+    def _policy(self) -> SyncPolicy:
+        return SyncPolicy(page_size=self._settings.connectors.page_size)
+
     async def _live(self) -> str | None:
-        """Hold one live subscription until it is due for renewal; None when it ended so."""
+        """Hold one live subscription until it is due for renewal; None when it ended so.
+
+        Its stored answer is asked for at most a page; one that fills a page, or the largest
+        answer the catch-up saw, may have been cut, so the session ends there as a renewal.
+        """
         settings, sync = self._settings, self._settings.sync
         span = None if self._cursor is None else self._cursor.span
         since = int(time.time()) if span is None else span[1]
+        limit = page_limit(self._policy, await self._context.max_limit(self.relay.url))
+        cut_at = stored_answer_cap(limit, self._cap)
+        stored: int | None = 0  # stored events received; None once EOSE came
         limits = ClientLimits(
             connect_timeout=sync.connect_timeout_s, total_timeout=sync.live_session_s
         )
@@ -287,7 +299,8 @@ class RelayFollower:
         ) as client:
             with tracing.fetch_span(self.relay.url, "live", since):
                 headers = tracing.headers_for_current_span()
-                async with client.subscribe([Filter(since=since)], live=True) as subscription:
+                live_filter = Filter(since=since, limit=limit)
+                async with client.subscribe([live_filter], live=True) as subscription:
                     if client.connected:
                         self.status.phase = Phase.LIVE
                         self.status.live_since = since
@@ -300,14 +313,33 @@ class RelayFollower:
                         if unconfirmed >= _MAX_UNACKED:
                             await deliveries.confirmed()
                             unconfirmed = 0
+                        if stored is not None:
+                            stored = None if subscription.result.eose_ms is not None else stored + 1
+                            if stored == cut_at:
+                                break
             result = subscription.result
         await deliveries.confirmed()
+        if stored == cut_at:
+            log.warning(
+                "%s: the live REQ's stored answer reached %d events, all the relay may send; "
+                "ending the session so that the next pull pages what it may have cut",
+                self.relay.url,
+                cut_at,
+            )
+            return None
         if result.end_reason in _RENEWALS:
             return None
         if result.eose_ms is not None:
             # The relay answered before it failed: this failure starts a new streak.
             self._breaker.record_success()
         return f"live subscription ended: {result.end_reason}: {result.detail}"
+
+
+def stored_answer_cap(limit: int, cap: RelayCap) -> int:
+    """The size at which a stored answer asked for `limit` events may have been cut: `limit`, or
+    the largest answer the relay has sent (`cap.floor`; 0 when none), as its own cap may be that.
+    """
+    return min(limit, cap.floor) if cap.floor else limit
 
 
 def reopened(coverage: Coverage, second: int) -> Coverage:

@@ -158,7 +158,7 @@ async def sync_relay(
     async with RelayClient(url, allow=allow, limits=limits, proxy=proxy) as client:
         for low, high in windows:
             if negentropy is not None and stats is not None:
-                chunk = _page_limit(policy, max_limit)
+                chunk = page_limit(policy, max_limit)
                 with tracing.fetch_span(url, "negentropy", low, high):
                     window = await negentropy.pull(
                         client, low, high, base=base, chunk=chunk, publish=publish
@@ -247,7 +247,7 @@ async def load_cursor(settings: Settings, relay_url: str) -> Coverage | None:
     return None if latest is None else coverage_from_record(codec.decode("SyncCursor", latest))
 
 
-def _page_limit(policy: SyncPolicy | None, max_limit: int | None) -> int:
+def page_limit(policy: SyncPolicy | None, max_limit: int | None) -> int:
     """Events asked for per request: the page size, lowered by the relay's NIP-11 limit."""
     limit = (policy or SyncPolicy()).page_size
     return min(limit, max_limit) if max_limit is not None and max_limit >= 1 else limit

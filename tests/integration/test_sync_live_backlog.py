@@ -103,6 +103,21 @@ async def test_what_arrives_during_a_long_catch_up_is_pulled_before_going_live(
     assert not arrivals.ids & tail.ids(url, source="live"), "the live backlog held none of them"
 
 
+async def test_a_live_backlog_at_the_cap_ends_the_session_for_a_paged_pull(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the extra passes out of the way (`live_backlog_s` an hour), the live REQ's stored
+    answer reaches the cap: the session ends at once, and the next pull pages the rest.
+    """
+    caplog.set_level(logging.WARNING, logger="bigbrotr.sync")
+    arrivals, tail, url = await follow_while_arriving(settings, tmp_path, 600, live_backlog_s=3600)
+    from_live = arrivals.ids & tail.ids(url, source="live")
+    assert len(from_live) == 500, "the live REQ's stored answer: the newest 500"
+    assert arrivals.ids - from_live <= tail.ids(url, source="sync")
+    cut = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(url in message and "500" in message for message in cut), cut
+
+
 async def test_a_relay_always_behind_goes_live_after_the_bounded_extra_passes(
     settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
