@@ -275,8 +275,8 @@ class RelayFollower:
     async def _live(self) -> str | None:
         """Hold one live subscription until it is due for renewal; None when it ended so.
 
-        Its stored answer is asked for at most a page; one that fills a page, or the largest
-        answer the catch-up saw, may have been cut, so the session ends there as a renewal.
+        Its stored answer is asked for at most a page; one that fills a page, or the relay's cap
+        where a probe showed it, may have been cut, so the session ends there as a renewal.
         """
         settings, sync = self._settings, self._settings.sync
         span = None if self._cursor is None else self._cursor.span
@@ -337,9 +337,10 @@ class RelayFollower:
 
 def stored_answer_cap(limit: int, cap: RelayCap) -> int:
     """The size at which a stored answer asked for `limit` events may have been cut: `limit`, or
-    the largest answer the relay has sent (`cap.floor`; 0 when none), as its own cap may be that.
+    the relay's own cap once a probe showed it (`cap.floor` of a probed cap). An unprobed floor
+    is only the largest answer seen so far: cutting there would end busy sessions for nothing.
     """
-    return min(limit, cap.floor) if cap.floor else limit
+    return min(limit, cap.floor) if cap.probed and cap.floor else limit
 
 
 def reopened(coverage: Coverage, second: int) -> Coverage:

@@ -1,5 +1,5 @@
-"""When a live REQ's stored answer may have been cut: at a full page, or at the largest answer
-the relay was seen to send, which may be its own cap."""
+"""When a live REQ's stored answer may have been cut: at a full page, or at the relay's own cap
+where a probe showed it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ def test_a_page_bounds_the_answer_when_the_relay_sent_no_answer_yet() -> None:
 
 def test_a_relay_seen_to_send_at_most_fewer_may_cut_there() -> None:
     assert stored_answer_cap(500, RelayCap(floor=50, probed=True)) == 50
+
+
+def test_an_unprobed_floor_is_not_a_cap() -> None:
+    assert stored_answer_cap(500, RelayCap(floor=3)) == 500
 
 
 def test_a_relay_that_filled_a_page_is_cut_only_at_the_page() -> None:
