@@ -280,7 +280,12 @@ def _best(rates: Sequence[Rate]) -> Rate:
 
 
 def main(
-    records: int, rounds: int, partitions: int, profile: Path | None, fill_first: bool
+    records: int,
+    rounds: int,
+    partitions: int,
+    profile: Path | None,
+    fill_first: bool,
+    two_workers: bool = True,
 ) -> float:
     base = load_settings()
     load = build_load(records, Codec())
@@ -297,22 +302,28 @@ def main(
     for number in range(1, rounds + 1):
         ceilings.append(ceiling(load, limits))
         ones.append(worker_run(base, load, 1, partitions, profile, fill_first))
-        twos.append(worker_run(base, load, 2, partitions, None, fill_first))
+        if two_workers:
+            twos.append(worker_run(base, load, 2, partitions, None, fill_first))
         print(
             f"round {number}: ceiling {ceilings[-1].per_second:,.0f} rec/s; "
             + "; ".join(
                 f"{n} worker{'s' * (n > 1)} {r.per_second:,.0f} rec/s "
                 f"({r.seconds:.2f}s, of which {r.commit_tail_s:.2f}s final commit)"
-                for n, r in ((1, ones[-1]), (2, twos[-1]))
+                for n, r in ((1, ones[-1]), *((2, twos[-1]) for _ in twos[-1:]))
             ),
             flush=True,
         )
-    top, one, two = _best(ceilings), _best(ones), _best(twos)
+    top, one = _best(ceilings), _best(ones)
     ratio = one.per_second / top.per_second
+    two = (
+        f"; 2 workers {_best(twos).per_second:,.0f} rec/s, "
+        f"ratio {_best(twos).per_second / top.per_second:.2f}"
+        if twos
+        else ""
+    )
     print(
         f"best of {rounds}: ceiling {top.per_second:,.0f} rec/s; 1 worker {one.per_second:,.0f} "
-        f"rec/s, ratio {ratio:.2f} (target >= {TARGET}); 2 workers {two.per_second:,.0f} rec/s, "
-        f"ratio {two.per_second / top.per_second:.2f}"
+        f"rec/s, ratio {ratio:.2f} (target >= {TARGET}){two}"
     )
     if profile is not None:
         pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(30)
@@ -332,8 +343,20 @@ def cli() -> None:
         action="store_true",
         help="fill events.raw before starting the workers (a second worker then joins mid-stream)",
     )
+    parser.add_argument(
+        "--one-worker", action="store_true", help="measure one worker only (no two-worker runs)"
+    )
     args = parser.parse_args()
-    main(args.records, args.rounds, args.partitions, args.profile, args.fill_first)
+    if args.records < 2 or args.rounds < 1 or args.partitions < 1:
+        parser.error("--records must be at least 2, --rounds and --partitions at least 1")
+    main(
+        args.records,
+        args.rounds,
+        args.partitions,
+        args.profile,
+        args.fill_first,
+        two_workers=not args.one_worker,
+    )
 
 
 if __name__ == "__main__":
