@@ -1,15 +1,17 @@
 """Aggregate tables kept current from the stream; their changelog topics are the public result.
 
-Counts per kind, pubkey and day come from `events`, counts per relay from `sightings`, health per
-relay from `probes`. Every table is a `RecordTable` in RocksDB with a compacted changelog topic
-named `<app id>-<table>-changelog`: UTF-8 text keys, JSON values (README, "Aggregate tables").
+Counts per kind, pubkey, day and relay come from the validator itself (`EventCounts`): it knows
+when an event is new (its first-seen claim) and when a sighting is, so it hands their increments
+over in the same batch instead of the worker reading `events` and `sightings` back and decoding
+every record again. Health per relay comes from `probes`. Every table is a `RecordTable` in
+RocksDB with a compacted changelog topic named `<app id>-<table>-changelog`: UTF-8 text keys,
+JSON values (README, "Aggregate tables").
 
-Nothing is counted twice. `events` holds each id once and `sightings` each (event, relay, time)
-once, and a count step also claims the event id (or event and relay) in a table of its own, so a
-second record about the same event adds nothing. A claim, its increments and the count they add
-commit with the offsets of the records that made them (`streams.transactions`): a record read
-again after a crash finds no trace of its aborted transaction and is counted as if new, and a
-committed claim is never undone, so `claim is not None` means "counted".
+Nothing is counted twice. An event counts once, when its first-seen claim is made; a relay counts
+an event once, when the (event, relay) claim in `aggregate-relay-counted` is made. A claim, its
+increments and the count they add commit with the offsets of the records that made them
+(`streams.transactions`): a record read again after a crash finds no trace of its aborted
+transaction and is counted as if new, and a committed claim is never undone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from faust.types import EventT
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.errors import CodecError
+from bigbrotr.nostr import Event
 from streams.batches import Batch
 from streams.counts import (
     COUNT_TABLES,
@@ -34,37 +37,61 @@ from streams.counts import (
     relay_key,
 )
 from streams.health import HealthWindows, apply_probe
-from streams.records import undecodable_record
-from streams.transactions import StreamApp
+from streams.records import record_id, undecodable_record
+from streams.transactions import RecordTable, StreamApp
 
 HEALTH_TABLE = "relay-health"
 INCREMENTS_TOPIC = "aggregate-increments"
 STAGE = "aggregates"
 
 Step = Callable[[Batch, EventT[bytes]], None]
-Finish = Callable[[Batch], None]
 
 
-def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
-    """Add the aggregate tables and the agents feeding them, unless `streams.aggregates` is off."""
+class EventCounts:
+    """What the validator's new events and sightings add to the count tables: summed over a
+    batch (a kind or a day counts many events at once) and sent with it to the increments topic,
+    keyed by the count, where one partition owns each key."""
+
+    def __init__(self, relay_counted: RecordTable, increments_topic: str) -> None:
+        self._relay_counted = relay_counted
+        self._increments_topic = increments_topic
+        self._tally = IncrementTally()
+
+    def new_event(self, source: EventT[bytes], event: Event) -> None:
+        """`event` was claimed first-seen by `source`: it counts per kind, author and day."""
+        self._tally.add(source.message.partition, event_counts(event))
+
+    def new_sighting(self, source: EventT[bytes], event_id: str, relay_url: str | None) -> None:
+        """A new sighting fact: the relay counts the event once, however often it serves it."""
+        if relay_url is None:
+            return
+        key = relay_key(event_id, relay_url)
+        if self._relay_counted.lookup(source, key) is None:
+            self._tally.add(source.message.partition, [Increment(PER_RELAY, relay_url)])
+            self._relay_counted.put(source, key, record_id(source))
+
+    def send(self, batch: Batch) -> None:
+        for partition, increment in self._tally.drain():
+            batch.send(
+                partition, self._increments_topic, increment.message_key(), increment.to_bytes()
+            )
+
+
+def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> EventCounts | None:
+    """Add the aggregate tables and the agents feeding them, unless `streams.aggregates` is off;
+    what the validator reports counts through the `EventCounts` returned."""
     if not settings.streams.aggregates:
-        return
+        return None
     kafka = settings.kafka
-
-    def source(name: str) -> tuple[faust.TopicT, int]:
-        partitions = kafka.topics[name].partitions
-        topic = app.raw_topic(kafka.topic(name))
-        return topic, partitions
-
-    events_topic, events_partitions = source("events")
-    sightings_topic, sightings_partitions = source("sightings")
-    probes_topic, probes_partitions = source("probes")
+    raw_partitions = kafka.topics["events.raw"].partitions
+    events_partitions = kafka.topics["events"].partitions
+    probes_partitions = kafka.topics["probes"].partitions
+    probes_topic = app.raw_topic(kafka.topic("probes"))
     rejects_name = kafka.topic("rejects")
     increments_topic = app.raw_topic(
         f"{app.conf.id}-{INCREMENTS_TOPIC}", internal=True, partitions=events_partitions
     )
-    counted = app.record_table("aggregate-counted", partitions=events_partitions)
-    relay_counted = app.record_table("aggregate-relay-counted", partitions=sightings_partitions)
+    relay_counted = app.record_table("aggregate-relay-counted", partitions=raw_partitions)
     # The public tables have bytes keys, so their changelog keys are the plain UTF-8 text.
     counts = {
         name: app.record_table(name, partitions=events_partitions, key_type=bytes)
@@ -73,50 +100,12 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
     health = app.record_table(HEALTH_TABLE, partitions=probes_partitions, key_type=bytes)
     windows = HealthWindows.from_settings(settings.streams)
 
-    increments_name = increments_topic.get_topic_name()
-
     def dead_letter(batch: Batch, source: EventT[bytes], detail: str) -> None:
         message = source.message
         value: bytes = source.value or b""
         seen_at = datetime.fromtimestamp(message.timestamp, UTC)
         dead = {**undecodable_record(detail, value, seen_at, message.topic), "stage": STAGE}
         batch.send(message.partition, rejects_name, b"", codec.encode("Reject", dead))
-
-    def decoded(batch: Batch, record: str, source: EventT[bytes]) -> dict[str, Any] | None:
-        """The record, or None after dead-lettering a value that is not one."""
-        try:
-            return codec.decode(record, source.value or b"")
-        except CodecError as exc:
-            dead_letter(batch, source, str(exc))
-            return None
-
-    tally = IncrementTally()
-
-    def count_later(source: EventT[bytes], increments: list[Increment]) -> None:
-        tally.add(source.message.partition, increments)
-
-    def send_tally(batch: Batch) -> None:
-        """The batch's increments, summed: a kind or a day counts many events at once."""
-        for partition, increment in tally.drain():
-            batch.send(partition, increments_name, increment.message_key(), increment.to_bytes())
-
-    def record_id(source: EventT[bytes]) -> str:
-        return f"{source.message.partition}:{source.message.offset}"
-
-    def count_event(batch: Batch, source: EventT[bytes]) -> None:
-        event = decoded(batch, "Event", source)
-        if event is not None and counted.lookup(source, event["id"]) is None:
-            count_later(source, event_counts(event))
-            counted.put(source, event["id"], record_id(source))
-
-    def count_sighting(batch: Batch, source: EventT[bytes]) -> None:
-        sighting = decoded(batch, "Sighting", source)
-        if sighting is None or sighting["relay_url"] is None:
-            return
-        key = relay_key(sighting["event_id"], sighting["relay_url"])
-        if relay_counted.lookup(source, key) is None:
-            count_later(source, [Increment(PER_RELAY, sighting["relay_url"])])
-            relay_counted.put(source, key, record_id(source))
 
     def count(batch: Batch, source: EventT[bytes]) -> None:
         increment = Increment.from_bytes(source.value or b"")
@@ -127,32 +116,25 @@ def add_aggregates(app: StreamApp, settings: Settings, codec: Codec) -> None:
         table.put(source, key, (table.lookup(source, key) or 0) + increment.by)
 
     def add_probe(batch: Batch, source: EventT[bytes]) -> None:
-        probe = decoded(batch, "RelayProbe", source)
-        if probe is not None:
-            relay = probe["relay_url"].encode()
-            health.put(source, relay, apply_probe(health.lookup(source, relay), probe, windows))
+        try:
+            probe: dict[str, Any] = codec.decode("RelayProbe", source.value or b"")
+        except CodecError as exc:
+            dead_letter(batch, source, str(exc))
+            return
+        relay = probe["relay_url"].encode()
+        health.put(source, relay, apply_probe(health.lookup(source, relay), probe, windows))
 
-    agents: tuple[tuple[faust.TopicT, str, Step, Finish | None], ...] = (
-        (events_topic, "count-events", count_event, send_tally),
-        (sightings_topic, "count-sightings", count_sighting, send_tally),
-        (increments_topic, "count", count, None),
-        (probes_topic, "relay-health", add_probe, None),
-    )
-    for topic, name, step, finish in agents:
-        app.agent(topic, name=name)(_each_record(app, step, finish))
+    app.agent(increments_topic, name="count")(_each_record(app, count))
+    app.agent(probes_topic, name="relay-health")(_each_record(app, add_probe))
+    return EventCounts(relay_counted, increments_topic.get_topic_name())
 
 
-def _each_record(
-    app: StreamApp, step: Step, finish: Finish | None
-) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
-    """An agent body running `step` on each record of each batch, then `finish` on the batch,
-    inside the record boundary (one batch at a time holds it, so a shared tally is safe)."""
+def _each_record(app: StreamApp, step: Step) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
+    """An agent body running `step` on each record of each batch, inside the record boundary."""
 
     def handle(batch: Batch) -> None:
         for source in batch.events:
             step(batch, source)
-        if finish is not None:
-            finish(batch)
 
     async def agent(stream: faust.StreamT[bytes]) -> None:
         await app.boundary.process(stream, handle)

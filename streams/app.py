@@ -27,6 +27,7 @@ from streams.records import (
     claimed_id,
     event_record,
     external_raw_record,
+    record_id,
     reject_record,
     sighting_key,
     sighting_record,
@@ -78,11 +79,12 @@ def build_app(
     first_seen = app.record_table("first-seen", partitions=partitions)
     sighted = app.record_table("sighted", partitions=partitions)
     rejected = app.record_table("rejected", partitions=partitions)
+    counts = add_aggregates(app, settings, codec)
 
     def send_reject(batch: Batch, source: EventT[bytes], record: dict[str, Any]) -> None:
         """Dead-letter a record once, however often it is read again."""
-        record_id = f"{source.message.partition}:{source.message.offset}"
-        if rejected.lookup(source, record_id) is not None:
+        claim = record_id(source)
+        if rejected.lookup(source, claim) is not None:
             return
         key = (record["relay_url"] or "").encode()
         value = codec.encode("Reject", record)
@@ -90,7 +92,7 @@ def build_app(
             source.message.partition, rejects_name, key, value, headers=headers_for_current_span()
         )
         REJECTS.labels(record["stage"], record["reason"]).inc()
-        rejected.put(source, record_id, record_id)
+        rejected.put(source, claim, claim)
 
     def decode(batch: Batch, source: EventT[bytes]) -> dict[str, Any] | None:
         message = source.message
@@ -111,18 +113,22 @@ def build_app(
         if source.key != key:
             batch.send(partition, raw_name, key, source.value, headers=headers)
             return
-        record_id = f"{partition}:{source.message.offset}"
+        claim = record_id(source)
         if first_seen.lookup(source, event.id) is None:
             record = codec.encode(
                 "Event", event_record(event, raw["relay_url"], raw["seen_at"]), validated=False
             )
             batch.send(partition, events_name, key, record, headers=headers)
-            first_seen.put(source, event.id, record_id)
+            first_seen.put(source, event.id, claim)
+            if counts is not None:
+                counts.new_event(source, event)
         sighting_id = sighting_key(event.id, raw)
         if sighted.lookup(source, sighting_id) is None:
             sighting = codec.encode("Sighting", sighting_record(event.id, raw), validated=False)
             batch.send(partition, sightings_name, key, sighting, headers=headers)
-            sighted.put(source, sighting_id, record_id)
+            sighted.put(source, sighting_id, claim)
+            if counts is not None:
+                counts.new_sighting(source, event.id, raw["relay_url"])
 
     def validate_batch(batch: Batch) -> None:
         decoded = [(source, decode(batch, source)) for source in batch.events]
@@ -135,6 +141,8 @@ def build_app(
                     send_reject(batch, source, reject_record(verdict, raw))
                 else:
                     accept(batch, source, raw, verdict)
+        if counts is not None:
+            counts.send(batch)
         raw_in.inc(len(batch.events))
 
     @app.agent(raw_topic, name="validate")
@@ -143,7 +151,6 @@ def build_app(
 
     for external in settings.streams.external_topics:
         _bridge_external(app, external, raw_name, codec)
-    add_aggregates(app, settings, codec)
     return app
 
 

@@ -11,7 +11,8 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+
+from bigbrotr.nostr import Event
 
 PER_KIND = "events-per-kind"
 PER_PUBKEY = "events-per-pubkey"
@@ -66,10 +67,10 @@ class IncrementTally:
         ]
 
 
-def event_counts(event: dict[str, Any]) -> list[Increment]:
-    """An `Event` record counts once per kind, per author and per UTC day of `created_at`."""
-    increments = [Increment(PER_KIND, str(event["kind"])), Increment(PER_PUBKEY, event["pubkey"])]
-    day = utc_day(event["created_at"])
+def event_counts(event: Event) -> list[Increment]:
+    """An event counts once per kind, per author and per UTC day of `created_at`."""
+    increments = [Increment(PER_KIND, str(event.kind)), Increment(PER_PUBKEY, event.pubkey)]
+    day = utc_day(event.created_at)
     if day is not None:
         increments.append(Increment(PER_DAY, day))
     return increments

@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from faust.types import EventT
+
 from bigbrotr.nostr import Event, InvalidEvent, event_to_dict
 
 VALIDATOR_STAGE = "validator"
@@ -65,6 +67,11 @@ def claimed_id(value: bytes) -> bytes:
     except (ValueError, AttributeError, RecursionError):
         return b""
     return claimed.encode() if isinstance(claimed, str) and len(claimed) == 64 else b""
+
+
+def record_id(source: EventT[Any]) -> str:
+    """Where a record sits (`partition:offset`): the value of the claims it makes."""
+    return f"{source.message.partition}:{source.message.offset}"
 
 
 def sighting_key(event_id: str, raw: dict[str, Any]) -> str:

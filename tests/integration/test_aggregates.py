@@ -31,7 +31,6 @@ from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.nostr import Event, event_to_json, sign_event
 from bigbrotr.topics import admin_client, create_topics
-from streams.records import event_record
 from tests.support.events import BASE_TIME, TEST_KEYS
 from tests.support.worker import WorkerProcesses
 
@@ -219,8 +218,8 @@ def _wait_processed(settings: Settings, timeout_s: float = 60) -> None:
     The records are read before and after the committed offsets, so that output still being
     committed (and the records it will make the worker read) is not missed.
     """
-    topics = [settings.kafka.topic(name) for name in ("events.raw", "events", "sightings")]
-    topics += [settings.kafka.topic("probes"), f"{_group(settings)}-aggregate-increments"]
+    topics = [settings.kafka.topic(name) for name in ("events.raw", "probes")]
+    topics.append(f"{_group(settings)}-aggregate-increments")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         before = _data_ends(settings, topics)
@@ -285,13 +284,16 @@ def test_counts_and_health_are_exact_and_survive_a_restart(
     settings = agg_settings
     events, later = _events(), _later_events()
     raw = _raw_load(events)
-    # Written before the worker runs, so the worker's own records follow them in each partition.
-    first = events[0]
-    again = codec.encode("Event", event_record(first, RELAY_B, datetime.now(UTC)))
-    _produce(settings, "events", [(first.id.encode(), again)])
-    no_relay = {"event_id": first.id, "relay_url": None, "seen_at": 0, "source": "external:x"}
-    _produce(settings, "sightings", [(first.id.encode(), codec.encode("Sighting", no_relay))])
-    _produce(settings, "events.raw", raw)
+    # From another system's topic: no relay, so it adds to no relay's count.
+    external = {
+        "relay_url": None,
+        "seen_at": datetime.fromtimestamp(BASE_TIME, UTC),
+        "raw": event_to_json(events[0]).encode(),
+        "source": "external:x",
+    }
+    _produce(
+        settings, "events.raw", [*raw, (events[0].id.encode(), codec.encode("RawEvent", external))]
+    )
     _produce(settings, "probes", _probes(RELAY_A, range(30)) + _probes(RELAY_B, range(1)))
     _produce(settings, "probes", [(b"garbage", b"\x00not avro")])
 

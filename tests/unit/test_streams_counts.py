@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bigbrotr.nostr import Event
 from streams.counts import (
     PER_DAY,
     PER_KIND,
@@ -20,7 +21,7 @@ PUBKEY = "ab" * 32
 
 
 def test_an_event_counts_per_kind_author_and_utc_day() -> None:
-    event = {"id": "cd" * 32, "pubkey": PUBKEY, "kind": 30_023, "created_at": 1_711_497_599}
+    event = Event("cd" * 32, PUBKEY, 1_711_497_599, 30_023, (), "", "00" * 64)
     assert event_counts(event) == [
         Increment(PER_KIND, "30023"),
         Increment(PER_PUBKEY, PUBKEY),
@@ -31,7 +32,7 @@ def test_an_event_counts_per_kind_author_and_utc_day() -> None:
 def test_a_time_no_calendar_holds_has_no_day() -> None:
     assert utc_day(0) == "1970-01-01"
     assert utc_day(2**63 - 1) is None
-    event = {"id": "cd" * 32, "pubkey": PUBKEY, "kind": 1, "created_at": 2**63 - 1}
+    event = Event("cd" * 32, PUBKEY, 2**63 - 1, 1, (), "", "00" * 64)
     assert [increment.table for increment in event_counts(event)] == [PER_KIND, PER_PUBKEY]
 
 
