@@ -49,7 +49,7 @@ from yarl import URL
 
 from bigbrotr.observability.metrics import RECORDS_OUT
 from streams.batches import Batch, Record, by_partition
-from streams.progress import Admission, Progress, hole_is_empty
+from streams.progress import Admission, HoleCheck, Progress
 from streams.table_memory import MIB, TableMemory
 
 log = logging.getLogger("bigbrotr.worker")
@@ -68,7 +68,7 @@ class RecordBoundary:
         self.lock = asyncio.Lock()
         self.tables: list[RecordTable] = []
         self.progress = Progress()
-        self._bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
+        self.holes = HoleCheck(",".join(f"{url.host}:{url.port}" for url in app.conf.broker))
 
     async def process(self, stream: faust.StreamT[Any], handle: Callable[[Batch], None]) -> None:
         """Run `handle` on each batch of the stream; an error in it stops the process.
@@ -150,7 +150,7 @@ class RecordBoundary:
         if admission is not Admission.CHECK_HOLE:
             return admission is Admission.PROCESS
         expected = cast(int, self.progress.expected(tp))
-        if await asyncio.to_thread(hole_is_empty, self._bootstrap, tp, expected, offset):
+        if await asyncio.to_thread(self.holes.is_empty, tp, expected, offset):
             self.progress.hole_is_empty(tp, offset)
             return True
         log.warning("%s: offset %d arrived before %d; seeking back", tp, offset, expected)
@@ -177,6 +177,10 @@ class StreamApp(faust.App):
         self.batch_linger_s = batch_linger_s
         self.table_memory = TableMemory(table_memory_bytes)
         self.boundary = RecordBoundary(self)
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        await asyncio.to_thread(self.boundary.holes.close)
 
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
