@@ -309,18 +309,16 @@ def main(
             + "; ".join(
                 f"{n} worker{'s' * (n > 1)} {r.per_second:,.0f} rec/s "
                 f"({r.seconds:.2f}s, of which {r.commit_tail_s:.2f}s final commit)"
-                for n, r in ((1, ones[-1]), *((2, twos[-1]) for _ in twos[-1:]))
+                for n, r in [(1, ones[-1]), *[(2, two) for two in twos[-1:]]]
             ),
             flush=True,
         )
     top, one = _best(ceilings), _best(ones)
     ratio = one.per_second / top.per_second
-    two = (
-        f"; 2 workers {_best(twos).per_second:,.0f} rec/s, "
-        f"ratio {_best(twos).per_second / top.per_second:.2f}"
-        if twos
-        else ""
-    )
+    two = ""
+    if twos:
+        best_two = _best(twos).per_second
+        two = f"; 2 workers {best_two:,.0f} rec/s, ratio {best_two / top.per_second:.2f}"
     print(
         f"best of {rounds}: ceiling {top.per_second:,.0f} rec/s; 1 worker {one.per_second:,.0f} "
         f"rec/s, ratio {ratio:.2f} (target >= {TARGET}){two}"
