@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -155,3 +155,22 @@ def settings(kafka_bootstrap: str, topic_prefix: str, database_url: str) -> Sett
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str, topic_prefix: str) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
+
+
+LOG_TAIL_LINES = 150
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test shows the tail of every log its processes wrote under `tmp_path`: CI keeps
+    nothing else, and a worker's or relay's own account is what explains a timeout."""
+    report: pytest.TestReport = yield
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.when == "call" and report.failed and isinstance(tmp_path, Path):
+        for log in sorted(tmp_path.rglob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            name = f"{log.relative_to(tmp_path)} (last {len(lines)} lines)"
+            report.sections.append((name, "\n".join(lines)))
+    return report
