@@ -14,15 +14,21 @@ from typing import Any
 import rocksdict
 from faust.stores.rocksdb import RocksDBOptions
 
+from bigbrotr.observability.metrics import TABLE_MEMORY
+
 MIB = 1024 * 1024
 
 
 class TableMemory:
-    """The shared cache and memtable budget: half of `total_bytes` each."""
+    """The shared cache and memtable budget: half of `total_bytes` each, exported as
+    `bigbrotr_worker_table_memory_bytes` to tell a worker's memory growing from its budget filling.
+    """
 
     def __init__(self, total_bytes: int) -> None:
         self.cache = rocksdict.Cache(total_bytes // 2)
         self.write_buffers = rocksdict.WriteBufferManager(total_bytes // 2, False)
+        TABLE_MEMORY.labels("block_cache").set_function(self.cache.get_usage)
+        TABLE_MEMORY.labels("memtables").set_function(self.write_buffers.get_usage)
 
     def options(self, faust_options: RocksDBOptions) -> RocksDBOptions:
         """Faust's options for one table, opening its databases inside this budget."""

@@ -170,7 +170,10 @@ def pytest_runtest_makereport(
     tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
     if report.when == "call" and report.failed and isinstance(tmp_path, Path):
         for log in sorted(tmp_path.rglob("*.log")):
-            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            data = log.read_bytes()
+            if not data or b"\0" in data[-4096:]:  # empty, or binary (RocksDB's write-ahead logs)
+                continue
+            lines = data.decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
             name = f"{log.relative_to(tmp_path)} (last {len(lines)} lines)"
             report.sections.append((name, "\n".join(lines)))
     return report

@@ -41,3 +41,9 @@ RELAY_PROBES = Counter(
 RELOADS = Counter(
     "bigbrotr_settings_reloads", "SIGHUP reloads, by outcome (applied or failed)", ["outcome"]
 )
+TABLE_MEMORY = Gauge(
+    "bigbrotr_worker_table_memory_bytes",
+    "Memory of the worker's table databases (RocksDB) by part, block_cache or memtables; each part "
+    "is bounded by half of streams.table_memory_mib",
+    ["part"],
+)
