@@ -20,6 +20,7 @@ def summary(result: SoakResult) -> str:
         f"stored {result.stored:,}; latency seen_at -> row committed p50 {result.p50_s:.2f} s, "
         f"p99 {result.p99_s:.2f} s",
     ]
+    lines.append(result.losses.amplification)
     lines += result.losses.describe(result.started)
     for name, found in sorted(result.trends.items()):
         if found is None:
@@ -41,10 +42,16 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="how long to publish")
     parser.add_argument("--rate", type=float, default=20.0, help="new events a second")
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between samples")
+    parser.add_argument(
+        "--live-session",
+        type=float,
+        default=300.0,
+        help="seconds between the synchronizer's live-subscription renewals",
+    )
     args = parser.parse_args()
-    if args.rate <= 0 or args.minutes <= 0 or args.interval <= 0:
-        parser.error("--minutes, --rate and --interval must be positive")
-    result = asyncio.run(run_soak(args.minutes, args.rate, args.interval))
+    if min(args.rate, args.minutes, args.interval, args.live_session) <= 0:
+        parser.error("--minutes, --rate, --interval and --live-session must be positive")
+    result = asyncio.run(run_soak(args.minutes, args.rate, args.interval, args.live_session))
     print(summary(result))
     if not result.ok:
         raise SystemExit(1)

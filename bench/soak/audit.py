@@ -26,6 +26,17 @@ class Losses:
     not_pulled: Counter[str] = field(default_factory=Counter)  # relay -> published, never raw
     not_emitted: int = 0  # pulled from some relay, never on `events`
     not_stored: int = 0  # on `events`, not in the database
+    raw_records: int = 0  # on `events.raw`, all sources
+    pulled_pairs: int = 0  # distinct (relay, event) among them
+
+    @property
+    def amplification(self) -> str:
+        """Raw records per (relay, event) pair: above 1, the synchronizer pulled events again."""
+        per_pair = self.raw_records / self.pulled_pairs if self.pulled_pairs else float("nan")
+        return (
+            f"events.raw holds {self.raw_records:,} records for {self.pulled_pairs:,} "
+            f"(relay, event) pairs: {per_pair:.3f} per pair"
+        )
 
     def describe(self, started: float) -> list[str]:
         if not self.missing_at:
@@ -48,7 +59,8 @@ async def find_losses(
     codec = Codec()
     relays = [normalize_relay_url(relay) for relay in relays]
     pulled: dict[str, set[str]] = {relay: set() for relay in relays}
-    for message in await read_topic(settings, "events.raw"):
+    raw = await read_topic(settings, "events.raw")
+    for message in raw:
         record = codec.decode("RawEvent", message.value)
         pulled.setdefault(record["relay_url"], set()).add(json.loads(record["raw"])["id"])
     emitted = {codec.decode("Event", m.value)["id"] for m in await read_topic(settings, "events")}
@@ -61,7 +73,11 @@ async def find_losses(
     finally:
         await conn.close()
     stored = {row[0] for row in rows}
-    found = Losses(stored=len(stored))
+    found = Losses(
+        stored=len(stored),
+        raw_records=len(raw),
+        pulled_pairs=sum(len(ids) for ids in pulled.values()),
+    )
     any_relay = set().union(*pulled.values())
     for event_id, at in published.items():
         if event_id in stored:

@@ -1,6 +1,12 @@
 """One soak run on the dev stack: fresh topics and database, two LocalRelays receiving `rate` new
 events a second (each to both), the pipeline archiving them live, the memory of each process
-sampled every `interval_s`."""
+sampled every `interval_s`.
+
+The synchronizer renews its live subscriptions every `live_session_s` (its own default is 900 s,
+half a 30-minute soak): each renewal reconciles the session's window with the archive (NIP-77)
+and fetches what it lacks, so a soak must see several renewals to tell a step that repeats with
+them from a warm-up that ends.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +63,9 @@ class SoakResult:
         return len(self.published_ids)
 
 
-async def run_soak(minutes: float, rate: float, interval_s: float) -> SoakResult:
+async def run_soak(
+    minutes: float, rate: float, interval_s: float, live_session_s: float
+) -> SoakResult:
     base = load_settings()
     result = SoakResult(minutes, rate)
     dsn = await create_database(base.database.dsn(), f"bench_soak_{uuid.uuid4().hex[:8]}")
@@ -73,6 +81,7 @@ async def run_soak(minutes: float, rate: float, interval_s: float) -> SoakResult
             workdir=Path(tmp),
             partitions=4,
         )
+        changes["sync"]["live_session_s"] = live_session_s
         pipeline = pipeline_for(base, changes, Path(tmp) / "pipeline.log")
         try:
             await migrate(dsn)
