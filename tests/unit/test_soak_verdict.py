@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.soak.run import WORKER_OUTSIDE_TABLES, SoakResult
 from bench.soak.verdict import trend
 
 
@@ -25,3 +26,38 @@ def test_a_series_still_growing_in_its_second_half_is_not_flat() -> None:
 def test_too_few_points_give_no_verdict() -> None:
     assert trend([(0.0, 1.0), (10.0, 2.0)]) is None
     assert trend([]) is None
+
+
+def _soak(worker: list[float], tables: list[float], budget: float = 64.0) -> SoakResult:
+    result = SoakResult(minutes=30, rate=100, table_budget_mib=budget)
+    times = [60.0 * minute for minute in range(len(worker))]
+    result.series = {
+        "sink": [(at, 80.0) for at in times],
+        "worker": list(zip(times, worker, strict=True)),
+    }
+    result.tables = dict(zip(times, tables, strict=True))
+    return result
+
+
+def test_the_worker_is_judged_outside_its_tables_while_they_fill_their_budget() -> None:
+    tables = [min(3.0 * minute, 64.0) for minute in range(30)]  # full at minute 22
+    result = _soak([150.0 + used for used in tables], tables)
+    whole, outside = result.trends["worker"], result.trends[WORKER_OUTSIDE_TABLES]
+    assert whole is not None
+    assert not whole.flat
+    assert outside is not None
+    assert outside.flat
+    assert result.ok
+
+
+def test_growth_outside_the_tables_fails_the_soak() -> None:
+    tables = [min(3.0 * minute, 64.0) for minute in range(30)]
+    result = _soak([150.0 + used + 2.0 * minute for minute, used in enumerate(tables)], tables)
+    assert not result.ok
+
+
+def test_tables_past_their_budget_fail_the_soak() -> None:
+    tables = [40.0 + 3.0 * minute for minute in range(30)]
+    result = _soak([150.0] * 30, tables)
+    assert not result.tables_within_budget
+    assert not result.ok
