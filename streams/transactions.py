@@ -49,10 +49,14 @@ from yarl import URL
 
 from bigbrotr.observability.metrics import RECORDS_OUT
 from streams.batches import Batch, Record, by_partition
+from streams.metadata import until_in_metadata
 from streams.progress import Admission, HoleCheck, Progress
 from streams.table_memory import MIB, TableMemory
 
 log = logging.getLogger("bigbrotr.worker")
+
+# How long a subscription waits for the broker to list the topics the worker just created.
+METADATA_WAIT_S = 30.0
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE
 
 
@@ -348,6 +352,16 @@ class _NoReadOffsets(dict[TP, int | None]):
 
 
 class _StableOffsetThread(aiokafka_driver.AIOKafkaConsumerThread):
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        """Only once the broker lists every topic: see `streams.metadata`."""
+        wanted = set(topics)
+        await self.call_thread(self._until_in_metadata, wanted)
+        await super().subscribe(wanted)
+
+    async def _until_in_metadata(self, topics: set[str]) -> None:
+        client = self._ensure_consumer()._client
+        await until_in_metadata(client, topics, timeout_s=METADATA_WAIT_S)
+
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         ends: Mapping[TP, int] = await self._ensure_consumer().end_offsets(partitions)
         return ends

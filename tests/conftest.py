@@ -157,15 +157,18 @@ def kafka_settings(kafka_bootstrap: str, topic_prefix: str) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
 
 
-LOG_TAIL_LINES = 150
+LOG_TAIL_LINES = 100
+LOG_FIRST_ERROR_LINES = 40
+_ERROR_MARKS = ("ERROR", "CRITICAL", "Traceback")
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failed test shows the tail of every log its processes wrote under `tmp_path`: CI keeps
-    nothing else, and a worker's or relay's own account is what explains a timeout."""
+    """A failed test shows, for every log its processes wrote under `tmp_path`, where the first
+    error began and how the log ended: CI keeps nothing else, and a process's first error is
+    usually buried under the cascade of its shutdown."""
     report: pytest.TestReport = yield
     tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
     if report.when == "call" and report.failed and isinstance(tmp_path, Path):
@@ -173,7 +176,14 @@ def pytest_runtest_makereport(
             data = log.read_bytes()
             if not data or b"\0" in data[-4096:]:  # empty, or binary (RocksDB's write-ahead logs)
                 continue
-            lines = data.decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-            name = f"{log.relative_to(tmp_path)} (last {len(lines)} lines)"
-            report.sections.append((name, "\n".join(lines)))
+            lines = data.decode(errors="replace").splitlines()
+            name = log.relative_to(tmp_path)
+            first = next(
+                (n for n, line in enumerate(lines) if any(m in line for m in _ERROR_MARKS)), None
+            )
+            if first is not None and first < len(lines) - LOG_TAIL_LINES:
+                shown = lines[first : first + LOG_FIRST_ERROR_LINES]
+                report.sections.append((f"{name}: first error, line {first + 1}", "\n".join(shown)))
+            tail = lines[-LOG_TAIL_LINES:]
+            report.sections.append((f"{name} (last {len(tail)} lines)", "\n".join(tail)))
     return report
