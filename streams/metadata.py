@@ -42,7 +42,8 @@ async def until_in_metadata(
             return []
         if time.monotonic() >= deadline:
             log.warning(
-                "after %.0fs the broker's metadata still lacks %s; subscribing anyway",
+                "after %.0fs the broker's metadata still lacks %s; subscribing anyway (input "
+                "topics such as events.raw come from `bigbrotr topics create`)",
                 timeout_s,
                 ", ".join(missing),
             )
