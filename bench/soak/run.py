@@ -34,7 +34,6 @@ from tests.support.metrics import scrape
 from tests.support.tcp_proxy import free_port
 
 SETTLE_S = 120.0
-WORKER_OUTSIDE_TABLES = "worker outside tables"
 TABLE_SLACK = 1.1
 TABLE_MEMORY = "bigbrotr_worker_table_memory_bytes"
 
@@ -55,19 +54,7 @@ class SoakResult:
 
     @property
     def trends(self) -> dict[str, Trend | None]:
-        """Each process's resident memory, the worker's also without its table databases."""
-        found = {name: trend(points) for name, points in self.series.items()}
-        found[WORKER_OUTSIDE_TABLES] = trend(self.worker_outside_tables)
-        return found
-
-    @property
-    def worker_outside_tables(self) -> list[tuple[float, float]]:
-        """The worker's RSS less its table databases' memory, sampled at the same moments."""
-        return [
-            (at, mib - self.tables[at])
-            for at, mib in self.series.get("worker", [])
-            if at in self.tables
-        ]
+        return {name: trend(points) for name, points in self.series.items()}
 
     @property
     def tables_within_budget(self) -> bool:
@@ -77,11 +64,7 @@ class SoakResult:
 
     @property
     def ok(self) -> bool:
-        """Flat: every process but the worker as a whole, the worker outside its tables, whose
-        memory fills a fixed budget over the first minutes (its RSS is judged, then, by that)."""
-        trends = self.trends
-        trends.pop("worker", None)
-        flat = all(found is None or found.flat for found in trends.values())
+        flat = all(found is None or found.flat for found in self.trends.values())
         bounded = self.tables_within_budget
         return flat and bounded and self.stored == self.published and not self.restarted
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.soak.run import WORKER_OUTSIDE_TABLES, SoakResult
+from bench.soak.run import SoakResult
 from bench.soak.verdict import trend
 
 
@@ -39,20 +39,15 @@ def _soak(worker: list[float], tables: list[float], budget: float = 64.0) -> Soa
     return result
 
 
-def test_the_worker_is_judged_outside_its_tables_while_they_fill_their_budget() -> None:
-    tables = [min(3.0 * minute, 64.0) for minute in range(30)]  # full at minute 22
+def test_a_worker_level_after_its_tables_filled_their_budget_passes() -> None:
+    tables = [min(4.0 * minute, 60.0) for minute in range(30)]  # full at minute 15
     result = _soak([150.0 + used for used in tables], tables)
-    whole, outside = result.trends["worker"], result.trends[WORKER_OUTSIDE_TABLES]
-    assert whole is not None
-    assert not whole.flat
-    assert outside is not None
-    assert outside.flat
     assert result.ok
 
 
-def test_growth_outside_the_tables_fails_the_soak() -> None:
-    tables = [min(3.0 * minute, 64.0) for minute in range(30)]
-    result = _soak([150.0 + used + 2.0 * minute for minute, used in enumerate(tables)], tables)
+def test_a_worker_whose_tables_still_fill_in_the_second_half_fails() -> None:
+    tables = [min(2.5 * minute, 60.0) for minute in range(30)]  # full at minute 24
+    result = _soak([150.0 + used for used in tables], tables)
     assert not result.ok
 
 
