@@ -6,7 +6,7 @@ It also prints the worker's table memory (RocksDB), which fills its fixed budget
 that the budget holds.
 
 Run from the checkout against the dev stack: `.venv/bin/python -m bench.soak --minutes 30
---rate 20`. Exits 1 when a process's memory is not flat, or the archive misses an event.
+--rate 100`. Exits 1 when a process's memory is not flat, or the archive misses an event.
 """
 
 from __future__ import annotations
