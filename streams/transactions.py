@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -327,6 +328,10 @@ class StableOffsetConsumer(aiokafka_driver.Consumer):
             if committed:
                 self._committed_offset.update(offsets)
                 self.app.monitor.on_tp_commit(offsets)
+                # Faust's commit-livelock check sees only the consumer's own commits: without
+                # this, a busy worker logs an ERROR per partition every few seconds from minute 5.
+                now = time.monotonic()
+                self._thread.tp_last_committed_at.update(dict.fromkeys(offsets, now))
             return bool(committed)
 
     def _is_changelog(self, tp: TP) -> bool:

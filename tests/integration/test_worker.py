@@ -341,3 +341,31 @@ def test_two_workers_share_partitions_and_one_takes_over_from_a_killed_one(
     first.kill()
     first.wait()
     _assert_outputs(stream_settings, load)
+
+
+def test_a_steadily_busy_worker_does_not_report_a_commit_livelock(
+    stream_settings: Settings, start_worker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faust logs an ERROR for every partition whose consumer has not committed within
+    `broker_commit_livelock_soft_timeout` (5 minutes; 2 s here) while records wait. The worker
+    commits through its transactions, which that check does not see unless told."""
+    monkeypatch.setenv("BROKER_COMMIT_LIVELOCK_SOFT_TIMEOUT", "2")
+    worker = start_worker()
+    producer = Producer({"bootstrap.servers": stream_settings.kafka.bootstrap_servers})
+    topic = stream_settings.kafka.topic("events.raw")
+    lines = REAL_EVENTS.read_bytes().splitlines()
+    deadline = time.monotonic() + 20
+    sent = 0
+    while time.monotonic() < deadline:
+        line = lines[sent % len(lines)]
+        relay = f"wss://r{sent // len(lines)}.example"
+        producer.produce(topic, key=json.loads(line)["id"].encode(), value=_raw(line, relay, sent))
+        sent += 1
+        if sent % 50 == 0:
+            producer.flush(10)
+            time.sleep(0.1)
+    producer.flush(30)
+    _read_all(stream_settings, "sightings", sent)
+    assert worker.poll() is None
+    log = (tmp_path / "worker-0.log").read_text()
+    assert "Has not committed" not in log, log[-3000:]
