@@ -7,8 +7,12 @@ succeeded and every listed id was served; otherwise the caller pages the window 
 gap is recorded only where neither method proves completeness.
 
 Whether a relay speaks NIP-77 is learned from its first answer and remembered for the process; a
-relay that answers NEG-ERR speaks it but refused this window (strfry, for one, refuses sets that
-are too large), so it is asked again for the next window.
+relay that answers NEG-ERR speaks it but refused this window, so it is asked again for the next
+window. Relays cap the set they reconcile at once (rust-nostr's LocalRelay answers "rate-limited:
+too many negentropy items", strfry "blocked: too many query results"), and a busy relay's window
+easily holds more: a window refused as too big, or past our own `max_ids`, is reconciled again
+in halves, down to single seconds and at most `MAX_PARTS` parts, before it is left to paging,
+which fetches every event of the window again.
 """
 
 from __future__ import annotations
@@ -38,13 +42,19 @@ Publish = Callable[[Fetched], Awaitable[None]]
 NOT_NIP77 = "the relay does not speak NIP-77"
 
 
+MAX_PARTS = 64
+"""Parts one window may be split into before it is paged: a relay that refuses every size as
+too big costs at most this many NEG-OPENs more."""
+_TOO_BIG = ("too many", "too big", "too large")
+
+
 @dataclass(slots=True)
 class WindowPull:
     """What pulling one window by negentropy did; `proved` says the window is complete."""
 
     proved: bool
     reason: str = ""
-    reconciliation: Reconciliation | None = None
+    reconciliations: list[Reconciliation] = field(default_factory=list)
     requests: int = 0
     fetched: int = 0
     end_reasons: Counter[EndReason] = field(default_factory=Counter)
@@ -72,30 +82,69 @@ class NegentropyPuller:
         chunk: int,
         publish: Publish,
     ) -> WindowPull:
-        """Reconcile seconds `since..until` (inclusive) and fetch what the archive lacks."""
+        """Reconcile seconds `since..until` (inclusive) and fetch what the archive lacks; a part
+        too big to reconcile at once is split in halves, newest first."""
+        window = WindowPull(False)
+        parts = [(since, until)]
+        while parts:
+            low, high = parts.pop()
+            reconciliation = await self._reconcile(client, low, high, base, window)
+            if reconciliation is None:
+                return window
+            if reconciliation.end is NegEnd.DONE:
+                chunk = await _fetch_ids(client, reconciliation.need, chunk, publish, window)
+                if window.reason:
+                    return window
+            elif (
+                _too_big(reconciliation)
+                and low < high
+                and len(window.reconciliations) + len(parts) + 2 <= MAX_PARTS
+            ):
+                middle = (low + high) // 2
+                parts += [(low, middle), (middle + 1, high)]
+            else:
+                window.reason = f"negentropy {reconciliation.end}: {reconciliation.detail}"
+                if len(window.reconciliations) > 1:
+                    window.reason += f" (seconds {low}..{high}, after splitting the window)"
+                return window
+        window.proved = True
+        return window
+
+    async def _reconcile(
+        self, client: RelayClient, since: int, until: int, base: Filter | None, window: WindowPull
+    ) -> Reconciliation | None:
+        """One part's reconciliation, kept in `window`; None (the reason in `window`) when it
+        could not be tried."""
         url = client.url
         if self._support.get(url) is False:
-            return WindowPull(False, NOT_NIP77)
+            window.reason = NOT_NIP77
+            return None
         try:
             items = ItemSet(await self._known_ids(url, since, until))
         except ArchiveError as exc:
-            return WindowPull(False, str(exc))
+            window.reason = str(exc)
+            return None
         flt = replace(base or Filter(), since=since, until=until)
         reconciliation = await client.reconcile(flt, items, self.limits)
         if reconciliation.supported is not None:
             self._support[url] = reconciliation.supported
-        window = WindowPull(False, reconciliation=reconciliation)
-        if reconciliation.end is not NegEnd.DONE:
-            window.reason = f"negentropy {reconciliation.end}: {reconciliation.detail}"
-            return window
-        await _fetch_ids(client, reconciliation.need, chunk, publish, window)
-        return window
+        window.reconciliations.append(reconciliation)
+        return reconciliation
+
+
+def _too_big(reconciliation: Reconciliation) -> bool:
+    """Whether a smaller window may reconcile where this one did not."""
+    if reconciliation.end is NegEnd.MAX_IDS:
+        return True
+    detail = reconciliation.detail.lower()
+    return reconciliation.end is NegEnd.REFUSED and any(words in detail for words in _TOO_BIG)
 
 
 async def _fetch_ids(
     client: RelayClient, ids: list[str], chunk: int, publish: Publish, window: WindowPull
-) -> None:
-    """Fetch `ids` by `ids` filters, at most `chunk` a request; `window.proved` when all came.
+) -> int:
+    """Fetch `ids` by `ids` filters, at most `chunk` a request; the chunk size that worked.
+    `window.reason` says why when some did not come.
 
     A relay that sends fewer than asked (its cap is lower) gets smaller chunks from then on; an
     id it does not send even alone is not served, and the window is left unproven.
@@ -112,7 +161,7 @@ async def _fetch_ids(
         if fetched.result.end_reason is not EndReason.EOSE:
             result = fetched.result
             window.reason = f"fetching ids: {result.end_reason}: {result.detail}"
-            return
+            return chunk
         served = {received.event_id for received in fetched.events}
         missing = [event_id for event_id in batch if event_id not in served]
         if not missing:
@@ -124,8 +173,7 @@ async def _fetch_ids(
         pending.extendleft(reversed(missing))
     if unserved:
         window.reason = f"{unserved} id(s) listed by NIP-77 were not served by an ids filter"
-        return
-    window.proved = True
+    return chunk
 
 
 def negentropy_limits(sync: SyncSettings) -> NegentropyLimits:

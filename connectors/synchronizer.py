@@ -24,6 +24,7 @@ second; nothing else. The stream dedupes them by id.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Collection, Mapping
@@ -37,6 +38,7 @@ from bigbrotr.config import Settings
 from bigbrotr.errors import TopicError
 from bigbrotr.nostr import Event, Filter, InvalidEvent, event_from_object, normalize_relay_url
 from bigbrotr.observability import tracing
+from bigbrotr.observability.metrics import SYNC_WINDOWS
 from bigbrotr.producer import Deliveries, Producer
 from connectors.client import (
     ClientLimits,
@@ -47,7 +49,7 @@ from connectors.client import (
     RelayClient,
     SubscriptionResult,
 )
-from connectors.negentropy_pull import NegentropyPuller
+from connectors.negentropy_pull import NOT_NIP77, NegentropyPuller
 from connectors.sync import (
     Coverage,
     Gap,
@@ -58,6 +60,8 @@ from connectors.sync import (
     coverage_from_record,
     cursor_record,
 )
+
+log = logging.getLogger("bigbrotr.sync")
 
 SOURCE = "sync"
 _READ_TIMEOUT_MS = 1000
@@ -165,13 +169,23 @@ async def sync_relay(
                     )
                 requests += window.requests
                 end_reasons.update(window.end_reasons)
-                _count(stats, window.reconciliation, window.fetched)
+                _count(stats, window.reconciliations, window.fetched)
                 if window.proved:
                     stats.windows_reconciled += 1
+                    SYNC_WINDOWS.labels("reconciled").inc()
                     proved = Coverage(low, high)
                     pulled = proved if pulled is None else pulled.merge(proved)
                     continue
                 stats.fallbacks.append(f"{low}..{high}: {window.reason}")
+                if window.reason != NOT_NIP77:
+                    log.warning(
+                        "%s: NIP-77 did not prove %d..%d, paging it: %s",
+                        url,
+                        low,
+                        high,
+                        window.reason,
+                    )
+            SYNC_WINDOWS.labels("paged").inc()
             planner = WindowPlanner(
                 low, high, policy=policy, base=base, max_limit=max_limit, cap=cap
             )
@@ -253,8 +267,8 @@ def page_limit(policy: SyncPolicy | None, max_limit: int | None) -> int:
     return min(limit, max_limit) if max_limit is not None and max_limit >= 1 else limit
 
 
-def _count(stats: NegentropyStats, reconciliation: Reconciliation | None, fetched: int) -> None:
-    if reconciliation is not None:
+def _count(stats: NegentropyStats, reconciliations: list[Reconciliation], fetched: int) -> None:
+    for reconciliation in reconciliations:
         stats.rounds += reconciliation.rounds
         stats.needed += len(reconciliation.need)
         stats.bytes_sent += reconciliation.bytes_sent

@@ -38,6 +38,12 @@ RELAY_PROBES = Counter(
     "Relay probes by the monitor and the finder, by outcome (up or down)",
     ["prober", "outcome"],
 )
+SYNC_WINDOWS = Counter(
+    "bigbrotr_sync_windows",
+    "History windows the synchronizer pulled, by how: reconciled (NIP-77 proved them against the "
+    "archive) or paged (every event fetched again)",
+    ["method"],
+)
 RELOADS = Counter(
     "bigbrotr_settings_reloads", "SIGHUP reloads, by outcome (applied or failed)", ["outcome"]
 )

@@ -13,15 +13,16 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
 from bigbrotr.migrate import migrate
 from bigbrotr.nostr import Event, parse_event
 from bigbrotr.producer import Producer
-from connectors.client import NegentropyLimits
+from connectors.client import Fetched, NegEnd, NegentropyLimits, RelayClient
 from connectors.known_ids import DatabaseKnownIds
-from connectors.negentropy_pull import NOT_NIP77, NegentropyPuller
+from connectors.negentropy_pull import MAX_PARTS, NOT_NIP77, NegentropyPuller
 from connectors.sync import Coverage
 from connectors.synchronizer import SyncReport, sync_relay
 from tests.support.events import BASE_TIME, make_events
@@ -135,6 +136,11 @@ async def store_as_the_sink_would(
     )
 
 
+def windows_counted(method: str) -> float:
+    """The sync's `bigbrotr_sync_windows_total` for `method`, 0 before the first."""
+    return REGISTRY.get_sample_value("bigbrotr_sync_windows_total", {"method": method}) or 0.0
+
+
 def ids_of(records: Sequence[dict[str, Any]]) -> list[str]:
     return [parse_event(record["raw"]).id for record in records]
 
@@ -148,11 +154,13 @@ async def test_a_capped_relay_is_pulled_whole_and_a_resync_moves_only_new_events
     archive: asyncpg.Connection,
     puller: NegentropyPuller,
 ) -> None:
+    reconciled = windows_counted("reconciled")
     report = await sync(capped_relay, settings, producer, negentropy=puller)
 
     assert report.negentropy is not None
     assert report.negentropy.fallbacks == []
     assert report.negentropy.windows_reconciled == 1
+    assert windows_counted("reconciled") == reconciled + 1
     assert report.gaps == ()
     assert report.cursor == Coverage(SINCE, UNTIL)
     records, first_end = await read_topic(settings, "events.raw", "RawEvent")
@@ -183,6 +191,7 @@ async def test_a_relay_without_nip77_is_paged_and_not_asked_again(
     puller: NegentropyPuller,
 ) -> None:
     events = make_events(120, label="neg fallback")
+    paged = windows_counted("paged")
     with nostr_relay(tmp_path_factory.mktemp("neg-fallback")) as relay:
         assert await load_events(relay.url, events) == {e.id for e in events}
         # A cursor settling one hour in the middle leaves two windows: above and below it.
@@ -194,6 +203,7 @@ async def test_a_relay_without_nip77_is_paged_and_not_asked_again(
     assert "negentropy unsupported: no answer to NEG-OPEN" in first
     assert second.endswith(NOT_NIP77)
     assert report.negentropy.windows_reconciled == 0
+    assert windows_counted("paged") == paged + 2
     assert puller.supports(relay.url) is False
     assert report.cursor == Coverage(SINCE, UNTIL), "paging proved both windows, no gaps"
     records, _ = await read_topic(settings, "events.raw", "RawEvent")
@@ -201,3 +211,39 @@ async def test_a_relay_without_nip77_is_paged_and_not_asked_again(
     assert set(ids_of(records)) >= outside
     cursors, _ = await read_topic(settings, "sync-cursors", "SyncCursor")
     assert cursors[-1]["method"] == "bisection"
+
+
+BUSY = 52_000  # above the 50,000 items nostr-sdk 0.45's LocalRelay reconciles at once
+LOAD_CHUNK = 5_000  # events per loading connection: LocalRelay resets one that sends many more
+
+
+async def test_a_window_too_big_for_the_relay_is_reconciled_in_parts_not_paged(
+    tmp_path_factory: pytest.TempPathFactory,
+    archive: asyncpg.Connection,
+    puller: NegentropyPuller,
+) -> None:
+    """A busy relay's renewal window holds more events than the relay reconciles in one set:
+    paging it would fetch every event again, so it is reconciled in halves instead."""
+    events = make_events(BUSY, label="neg busy")
+    fetched: list[str] = []
+
+    async def publish(answer: Fetched) -> None:
+        fetched.extend(received.event_id or "" for received in answer.events)
+
+    with local_relay(tmp_path_factory.mktemp("neg-busy")) as relay:
+        for start in range(0, BUSY, LOAD_CHUNK):
+            await load_events(relay.url, events[start : start + LOAD_CHUNK])
+        async with (
+            asyncio.timeout(PROMPTLY),
+            RelayClient(relay.url, allow=[relay.host_port]) as client,
+        ):
+            window = await puller.pull(client, SINCE, UNTIL, base=None, chunk=500, publish=publish)
+
+    assert window.reconciliations, window.reason
+    first = window.reconciliations[0]
+    assert first.end is NegEnd.REFUSED, "the whole window should be too big for the relay"
+    assert "too many" in first.detail
+    assert window.proved, window.reason
+    assert all(part.end in (NegEnd.DONE, NegEnd.REFUSED) for part in window.reconciliations)
+    assert len(window.reconciliations) <= MAX_PARTS
+    assert sorted(fetched) == sorted(e.id for e in events), "every event fetched once"

@@ -23,5 +23,5 @@ async def test_an_unreadable_archive_leaves_the_window_to_paging() -> None:
     window = await puller.pull(client, 0, 10, base=None, chunk=50, publish=_no_publish)
     assert not window.proved
     assert "cannot read the archived ids" in window.reason
-    assert window.reconciliation is None
+    assert window.reconciliations == []
     assert not client.connected
