@@ -17,7 +17,7 @@ from pathlib import Path
 from bigbrotr.config import DevStackSettings
 from bigbrotr.devstack.kafka import KafkaBroker
 from bigbrotr.devstack.postgres import PostgresServer
-from tests.support.tcp_proxy import free_port
+from bigbrotr.devstack.process import free_port
 
 
 class PrivateStack:

@@ -26,12 +26,12 @@ from bench.soak.audit import Losses, find_losses
 from bench.soak.verdict import Trend, trend
 from bigbrotr.config import load_settings
 from bigbrotr.demo.relays import RunningRelay
+from bigbrotr.devstack.process import free_port
 from bigbrotr.migrate import migrate
 from bigbrotr.topics import create_topics
 from connectors.sink.databases import create_database, drop_database
 from streams.table_memory import MIB
 from tests.support.metrics import scrape
-from tests.support.tcp_proxy import free_port
 
 SETTLE_S = 120.0
 TABLE_SLACK = 1.1

@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 
 import nostr_sdk  # type: ignore[import-untyped]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bigbrotr.devstack.process import free_port
 
 
 async def _serve(max_limit: int, nip42: bool) -> None:
-    port = _free_port()
+    port = free_port()
     builder = (
         nostr_sdk.LocalRelayBuilder()
         .addr("127.0.0.1")

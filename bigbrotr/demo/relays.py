@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import yaml
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
+from bigbrotr.devstack.process import free_port
 from bigbrotr.errors import RelayStartError
 
 _START_TIMEOUT = 60.0
@@ -52,7 +52,7 @@ def nostr_relay(
     """A fresh `nostr-relay` with its SQLite database in `workdir`; without `check_signatures`
     it stores events whatever their id and signature, as a broken or hostile relay would."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     config = workdir / "nostr-relay.yaml"
     settings = _nostr_relay_config(workdir, port, max_limit, check_signatures, name)
     config.write_text(yaml.safe_dump(settings))
@@ -137,12 +137,6 @@ def _console_script(name: str) -> str:
             f"{name} is not installed; install the demo extra: pip install 'bigbrotr[demo]'"
         )
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

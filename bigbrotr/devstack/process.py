@@ -106,6 +106,13 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now, for a process started next (tests, demos)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -12,16 +12,10 @@ import pytest
 from bigbrotr.config import DevStackSettings
 from bigbrotr.devstack import DevStack
 from bigbrotr.devstack.kafka import KafkaBroker
-from bigbrotr.devstack.process import port_open
+from bigbrotr.devstack.process import free_port, port_open
 from bigbrotr.errors import StackError
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -30,9 +24,9 @@ def private_settings(tmp_path: Path) -> DevStackSettings:
     state.mkdir()
     return DevStackSettings(
         state_dir=state,
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-        postgres_port=_free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        postgres_port=free_port(),
         kafka_heap="256m",
     )
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings, load_settings
+from bigbrotr.devstack.process import free_port
 from bigbrotr.nostr import Event, sign_event
 from bigbrotr.producer import new_producer
 from bigbrotr.topics import create_topics
@@ -65,10 +65,7 @@ async def mute_relay() -> AsyncIterator[HostileRelay]:
 @pytest.fixture
 def dead_url() -> str:
     """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"ws://127.0.0.1:{port}"
+    return f"ws://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

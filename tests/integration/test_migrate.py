@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ import asyncpg
 import pytest
 
 import bigbrotr.migrate as migrate_module
+from bigbrotr.devstack.process import free_port
 from bigbrotr.errors import MigrationError
 from bigbrotr.migrate import (
     DEFAULT_DIRECTORY,
@@ -218,15 +218,8 @@ async def test_held_lock_times_out_with_a_clear_message(
     assert not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_unreachable_server_says_what_to_do() -> None:
-    dsn = f"postgresql://someone:secret@127.0.0.1:{_closed_port()}/bigbrotr"
+    dsn = f"postgresql://someone:secret@127.0.0.1:{free_port()}/bigbrotr"
 
     with pytest.raises(MigrationError, match="is PostgreSQL running") as info:
         await migrate(dsn)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bigbrotr.config import Settings
+from bigbrotr.devstack.process import free_port
 from bigbrotr.migrate import migrate
 from bigbrotr.producer import new_producer
 from bigbrotr.topics import create_topics
@@ -17,7 +18,6 @@ from tests.support.events import BASE_TIME, history
 from tests.support.metrics import Scrape, endpoint, scrape
 from tests.support.relays import RunningRelay
 from tests.support.sink import sink_processes
-from tests.support.tcp_proxy import free_port
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration

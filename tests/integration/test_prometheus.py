@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from bigbrotr.config import Settings
+from bigbrotr.devstack.process import free_port
 from bigbrotr.topics import create_topics
 from tests.support.sink import sink_processes
-from tests.support.tcp_proxy import free_port
 from tests.support.waiting import until
 
 pytestmark = [

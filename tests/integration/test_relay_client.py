@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bigbrotr.devstack.process import free_port
 from bigbrotr.nostr import Filter, InvalidEvent, RejectReason, parse_event, verify
 from connectors.client import ClientLimits, EndReason, Fetched, RelayClient
 from connectors.client.dial import dial
@@ -38,12 +39,6 @@ def quick(**overrides: float) -> ClientLimits:
     """Limits small enough to trip within a second; the rest generous."""
     limits = ClientLimits(idle_timeout=1.0, total_timeout=5.0, connect_timeout=1.0)
     return dataclasses.replace(limits, **overrides)
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # Real relays
@@ -163,7 +158,7 @@ async def test_an_invalid_url_is_refused() -> None:
 
 
 async def test_a_closed_port_fails_to_connect() -> None:
-    port = unused_port()
+    port = free_port()
     fetched = await fetch(f"ws://127.0.0.1:{port}", f"127.0.0.1:{port}")
     assert fetched.result.end_reason is EndReason.CONNECT_FAILED
     assert "refused" in fetched.result.detail.lower()

@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from bigbrotr.config import Settings
+from bigbrotr.devstack.process import free_port
 from bigbrotr.topics import create_topics
 from tests.support.metrics import scrape
 from tests.support.relays import RunningRelay
 from tests.support.sink import sink_processes
-from tests.support.tcp_proxy import free_port
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration

@@ -17,6 +17,7 @@ import pytest
 
 from bigbrotr.config import DevStackSettings, Settings
 from bigbrotr.devstack.postgres import PostgresServer
+from bigbrotr.devstack.process import free_port
 from bigbrotr.migrate import migrate
 from bigbrotr.topics import create_topics
 from connectors.sink.databases import database_name, with_database
@@ -33,7 +34,6 @@ from tests.support.sink import (
     wait_progress,
 )
 from tests.support.sink_load import Loader, SinkLoad
-from tests.support.tcp_proxy import free_port
 
 pytestmark = pytest.mark.integration
 

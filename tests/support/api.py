@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
+from bigbrotr.devstack.process import free_port
 from bigbrotr.migrate import migrate
 from bigbrotr.nostr import Event
 from connectors.sink.events import EventsWriter, event_row
@@ -26,7 +27,6 @@ from connectors.sink.relays import RelayRow, RelaysWriter
 from connectors.sink.sightings import SightingsWriter, sighting_row
 from tests.support.cli import BIGBROTR
 from tests.support.sink_load import codec, event_record
-from tests.support.tcp_proxy import free_port
 
 _START_TIMEOUT_S = 30.0
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Self
+
+from bigbrotr.devstack.process import free_port
 
 _CHUNK = 65_536
 
@@ -125,9 +126,3 @@ async def _pipe(
             writer.write(chunk)
             await writer.drain()
     writer.transport.abort()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from bigbrotr.devstack.process import free_port
 from bigbrotr.observability.lag import lag_by_partition
 from bigbrotr.observability.ready import kafka_check, postgres_check
 from bigbrotr.observability.server import MetricsServer
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def unready() -> Iterator[MetricsServer]:
-    dead = _closed_port()
+    dead = free_port()
     checks = {
         "kafka": kafka_check(f"127.0.0.1:{dead}", 1.0),
         "postgres": postgres_check(f"postgresql://x@127.0.0.1:{dead}/x", 1.0),
