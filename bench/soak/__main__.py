@@ -6,7 +6,8 @@ It also prints the worker's table memory (RocksDB), which fills its fixed budget
 that the budget holds.
 
 Run from the checkout against the dev stack: `.venv/bin/python -m bench.soak --minutes 30
---rate 100`. Exits 1 when a process's memory is not flat, or the archive misses an event.
+--rate 100`. Exits 1 when a process's memory is not flat, the archive misses an event, or a
+process logs an ERROR while the load is steady (`bench.soak.logs`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def summary(result: SoakResult) -> str:
         f"{'worker tables':>13}: peak {peak:.1f} MiB of a {result.table_budget_mib:g} MiB budget: "
         + ("within it" if result.tables_within_budget else "OVER IT")
     )
+    lines += result.logs.describe()
     if result.restarted:
         lines.append(f"restarted during the soak: {', '.join(result.restarted)}")
     lines.append("soak: memory flat, nothing lost" if result.ok else "soak: FAILED")

@@ -23,6 +23,7 @@ from bench.e2e.memory import rss_mib
 from bench.e2e.pipeline import COMPONENTS, Pipeline, delete_topics, pipeline_for, run_changes
 from bench.e2e.relays import announce, publish_live, run_relays
 from bench.soak.audit import Losses, find_losses
+from bench.soak.logs import LogReport, read_log
 from bench.soak.verdict import Trend, trend
 from bigbrotr.config import load_settings
 from bigbrotr.demo.relays import RunningRelay
@@ -51,6 +52,7 @@ class SoakResult:
     restarted: list[str] = field(default_factory=list)  # components whose process changed
     table_budget_mib: float = 0.0  # the worker's `streams.table_memory_mib`
     tables: dict[float, float] = field(default_factory=dict)  # sample time -> the tables' MiB
+    logs: LogReport = field(default_factory=LogReport)
 
     @property
     def trends(self) -> dict[str, Trend | None]:
@@ -66,7 +68,8 @@ class SoakResult:
     def ok(self) -> bool:
         flat = all(found is None or found.flat for found in self.trends.values())
         bounded = self.tables_within_budget
-        return flat and bounded and self.stored == self.published and not self.restarted
+        quiet = self.logs.errors == 0
+        return flat and bounded and quiet and self.stored == self.published and not self.restarted
 
     @property
     def stored(self) -> int:
@@ -119,6 +122,7 @@ async def _soak(
     latency = CommitLatency(pipeline.settings.database.dsn())
     async with pipeline.running():
         await pipeline.wait_ready()
+        steady_from = pipeline.log.stat().st_size
         first = dict(pipeline.pids)
         await announce(pipeline.settings, relays)
         poller = asyncio.create_task(latency.follow(1.0))
@@ -148,6 +152,7 @@ async def _soak(
         with contextlib.suppress(asyncio.CancelledError):
             await poller
         result.restarted = sorted(name for name, pid in pipeline.pids.items() if first[name] != pid)
+        result.logs = read_log(pipeline.log, steady_from, pipeline.log.stat().st_size)
     result.losses = await find_losses(
         pipeline.settings, result.published_ids, [relay.url for relay in relays]
     )
