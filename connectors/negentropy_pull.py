@@ -96,7 +96,7 @@ class NegentropyPuller:
                 if window.reason:
                     return window
             elif (
-                _too_big(reconciliation)
+                too_big_for_one_set(reconciliation)
                 and low < high
                 and len(window.reconciliations) + len(parts) + 2 <= MAX_PARTS
             ):
@@ -132,7 +132,7 @@ class NegentropyPuller:
         return reconciliation
 
 
-def _too_big(reconciliation: Reconciliation) -> bool:
+def too_big_for_one_set(reconciliation: Reconciliation) -> bool:
     """Whether a smaller window may reconcile where this one did not."""
     if reconciliation.end is NegEnd.MAX_IDS:
         return True
