@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
@@ -70,6 +70,11 @@ def stream_settings(settings: Settings, tmp_path: Path) -> Settings:
         }
     )
     create_topics(changed.kafka)
+    # Other systems own their topics; a worker started before one exists waits for it (30 s).
+    admin = AdminClient({"bootstrap.servers": changed.kafka.bootstrap_servers})
+    external = changed.streams.external_topics[0]
+    topic = NewTopic(external, 3, changed.kafka.replication_factor)
+    admin.create_topics([topic])[external].result(30)
     return changed
 
 
@@ -347,14 +352,15 @@ def test_a_steadily_busy_worker_does_not_report_a_commit_livelock(
     stream_settings: Settings, start_worker: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Faust logs an ERROR for every partition whose consumer has not committed within
-    `broker_commit_livelock_soft_timeout` (5 minutes; 2 s here) while records wait. The worker
-    commits through its transactions, which that check does not see unless told."""
-    monkeypatch.setenv("BROKER_COMMIT_LIVELOCK_SOFT_TIMEOUT", "2")
+    `broker_commit_livelock_soft_timeout` (5 minutes; 10 s here, ten commit intervals, so that a
+    partition fed only now and then is not flagged) while records wait. The worker commits
+    through its transactions, which that check does not see unless told."""
+    monkeypatch.setenv("BROKER_COMMIT_LIVELOCK_SOFT_TIMEOUT", "10")
     worker = start_worker()
     producer = Producer({"bootstrap.servers": stream_settings.kafka.bootstrap_servers})
     topic = stream_settings.kafka.topic("events.raw")
     lines = REAL_EVENTS.read_bytes().splitlines()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     sent = 0
     while time.monotonic() < deadline:
         line = lines[sent % len(lines)]
