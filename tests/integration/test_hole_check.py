@@ -7,11 +7,10 @@ import uuid
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import NewTopic
 from faust.types import TP
 
-from bigbrotr.topics import new_admin
 from streams.progress import HoleCheck
+from tests.support.topics import create_topic
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +20,7 @@ def topic(kafka_bootstrap: str, topic_prefix: str) -> str:
     """Partition 0: records at 0 and 1, a commit marker at 2, records at 3 and 4, a marker at 5.
     Partition 1: plain records at 0..2, no transaction."""
     name = f"{topic_prefix}holes"
-    admin = new_admin(kafka_bootstrap)
-    admin.create_topics([NewTopic(name, 2, 1)])[name].result(30)
+    create_topic(kafka_bootstrap, name, 2)
     transactional = Producer(
         {"bootstrap.servers": kafka_bootstrap, "transactional.id": f"holes-{uuid.uuid4()}"}
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from bigbrotr.codec import Codec
 from bigbrotr.config import Settings
@@ -26,6 +26,7 @@ from bigbrotr.nostr import sign_event
 from bigbrotr.topics import create_topics
 from streams.reprocess import validator_group
 from tests.support.cli import BIGBROTR
+from tests.support.topics import create_topic
 
 pytestmark = pytest.mark.integration
 
@@ -71,10 +72,8 @@ def stream_settings(settings: Settings, tmp_path: Path) -> Settings:
     )
     create_topics(changed.kafka)
     # Other systems own their topics; a worker started before one exists waits for it (30 s).
-    admin = AdminClient({"bootstrap.servers": changed.kafka.bootstrap_servers})
-    external = changed.streams.external_topics[0]
-    topic = NewTopic(external, 3, changed.kafka.replication_factor)
-    admin.create_topics([topic])[external].result(30)
+    kafka, external = changed.kafka, changed.streams.external_topics[0]
+    create_topic(kafka.bootstrap_servers, external, 3, kafka.replication_factor)
     return changed
 
 

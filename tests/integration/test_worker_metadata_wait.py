@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaClient
-from confluent_kafka.admin import NewTopic
 
-from bigbrotr.topics import new_admin
 from streams.metadata import until_in_metadata
+from tests.support.topics import create_topic
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +28,6 @@ async def client(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaClient]:
         await client.close()
 
 
-def _create(bootstrap: str, name: str, partitions: int) -> None:
-    admin = new_admin(bootstrap)  # kept: a collected client cancels its pending requests
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(30)
-
-
 async def test_waits_until_a_topic_created_meanwhile_has_every_leader(
     client: AIOKafkaClient, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -41,7 +35,7 @@ async def test_waits_until_a_topic_created_meanwhile_has_every_leader(
 
     async def create_later() -> None:
         await asyncio.sleep(CREATE_AFTER_S)
-        await asyncio.to_thread(_create, kafka_bootstrap, name, 3)
+        await asyncio.to_thread(create_topic, kafka_bootstrap, name, 3)
 
     loop = asyncio.get_running_loop()
     started = loop.time()
